@@ -1,0 +1,68 @@
+/*
+ * Client connections of one worker.
+ *
+ * Ownership: kv_server_t lives in the worker and owns every kv_client_t;
+ * a client is freed in its handle's close callback (conn.c), never
+ * elsewhere. The query buffer and the reply buffer belong to the client.
+ */
+#ifndef KV_SHARD_CONN_H
+#define KV_SHARD_CONN_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/conf.h"
+#include "event/segment.h"
+#include "shard/reply.h"
+#include "shard/resp.h"
+
+typedef struct kv_client_s kv_client_t;
+
+typedef struct kv_server_s {
+    uv_loop_t      *loop;
+    kv_shard_ctl_t *ctl;            /* counters published to the master  */
+    kv_conf_t      *conf;
+    kv_client_t    *clients;        /* doubly linked, newest first        */
+    uint64_t        nconns;
+    uint64_t        commands;       /* local; published by the heartbeat */
+    uint64_t        next_id;
+    int             shutting_down;
+    void           *data;
+    void          (*on_drained)(struct kv_server_s *);   /* last client gone */
+} kv_server_t;
+
+struct kv_client_s {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t    tcp;
+        uv_pipe_t   pipe;
+    } h;
+    kv_server_t    *srv;
+    kv_client_t    *prev, *next;
+    uint64_t        id;
+    char           *qbuf;           /* query buffer: qbuf[0..qlen)        */
+    size_t          qlen, qcap;
+    kv_resp_parser  parser;
+    kv_reply_buf    out;
+    uv_write_t      wreq;
+    size_t          inflight;       /* bytes handed to uv_write          */
+    int             argc;
+    kv_resp_arg    *argv;
+    unsigned        writing:1, close_after_reply:1, closing:1, paused:1;
+};
+
+void kv_server_init(kv_server_t *s, uv_loop_t *loop, kv_shard_ctl_t *ctl, kv_conf_t *conf);
+/* Accept one pending connection on listener. */
+void kv_conn_accept(kv_server_t *s, uv_stream_t *listener);
+/* Stop reading from every client, flush what they are owed, close them;
+ * calls s->on_drained once none is left. */
+void kv_server_shutdown(kv_server_t *s);
+/* Copy local counters into the shared control block (heartbeat). */
+void kv_server_publish_stats(kv_server_t *s);
+
+/* Close after the replies queued so far have been written (QUIT, protocol
+ * errors). */
+void kv_client_close_after_reply(kv_client_t *c);
+
+#endif

@@ -1,0 +1,213 @@
+/*
+ * The worker process cycle: pin, open the inherited listeners on a fresh
+ * libuv loop, serve, beat the heartbeat, and stop on the master's signal.
+ *
+ *   SIGTERM: stop accepting, answer what was already read, flush, exit.
+ *   SIGQUIT: stop accepting, let clients finish for up to
+ *            shutdown_timeout, then as SIGTERM.
+ *   SIGHUP:  re-read the reloadable settings (the master validated them).
+ *   SIGUSR1: reopen the log file.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "core/log.h"
+#include "core/process.h"
+#include "core/time.h"
+#include "shard/conn.h"
+#include "shard/worker.h"
+
+#define HEARTBEAT_MS 100
+
+typedef struct {
+    const kv_worker_args_t *args;
+    uv_loop_t       loop;
+    kv_shard_ctl_t *ctl;
+    kv_server_t     server;
+    uv_signal_t     sigs[4];
+    uv_timer_t      heartbeat;
+    uv_timer_t      stop_timer;
+    uv_stream_t    *listeners[KV_LISTEN_MAX];
+    int             nlisteners;
+    int             stopping;
+} worker_t;
+
+static void free_on_close(uv_handle_t *h) { free(h); }
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    worker_t *w = listener->data;
+    if (status < 0) {
+        kv_log_warning("accept: %s", uv_strerror(status));
+        return;
+    }
+    kv_conn_accept(&w->server, listener);
+}
+
+static int open_listeners(worker_t *w)
+{
+    kv_listeners_t *ls = w->args->listeners;
+    for (int i = 0; i < ls->n; i++) {
+        int fd = kv_listen_fd(ls, i, w->args->id);
+        uv_stream_t *s;
+        int rc;
+        if (ls->l[i].addr.kind == KV_ADDR_UNIX) {
+            uv_pipe_t *p = malloc(sizeof(*p));
+            uv_pipe_init(&w->loop, p, 0);
+            rc = uv_pipe_open(p, fd);
+            s = (uv_stream_t *) p;
+        } else {
+            uv_tcp_t *t = malloc(sizeof(*t));
+            uv_tcp_init(&w->loop, t);
+            rc = uv_tcp_open(t, fd);
+            s = (uv_stream_t *) t;
+        }
+        s->data = w;
+        w->listeners[w->nlisteners++] = s;
+        if (rc == 0) rc = uv_listen(s, 511, on_connection);
+        if (rc != 0) {
+            kv_log_warning("cannot listen on %s: %s", ls->l[i].addr.text, uv_strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void close_listeners(worker_t *w)
+{
+    /* The fds are the master's too; closing ours leaves its copies open. */
+    for (int i = 0; i < w->nlisteners; i++) uv_close((uv_handle_t *) w->listeners[i], free_on_close);
+    w->nlisteners = 0;
+}
+
+static void heartbeat_cb(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    atomic_store(&w->ctl->heartbeat_ms, kv_time_mono_ms());
+    kv_server_publish_stats(&w->server);
+    if (getppid() == 1) {             /* orphaned despite PDEATHSIG */
+        kv_log_warning("the master is gone; stopping");
+        raise(SIGTERM);
+    }
+}
+
+static void close_all(worker_t *w)
+{
+    for (int i = 0; i < 4; i++) uv_close((uv_handle_t *) &w->sigs[i], NULL);
+    uv_close((uv_handle_t *) &w->heartbeat, NULL);
+    uv_close((uv_handle_t *) &w->stop_timer, NULL);
+}
+
+/* kv_server_t calls this when its last connection is gone while stopping. */
+static void on_drained(kv_server_t *s)
+{
+    worker_t *w = s->data;
+    if (w->stopping) close_all(w);
+}
+
+static void stop_now(worker_t *w)
+{
+    w->stopping = 2;
+    uv_timer_stop(&w->stop_timer);
+    kv_server_shutdown(&w->server);     /* calls on_drained when empty */
+}
+
+static void stop_timer_cb(uv_timer_t *t) { stop_now(t->data); }
+
+static void reload_settings(worker_t *w)
+{
+    kv_conf_t *fresh = malloc(sizeof(*fresh));
+    char err[1024];
+    if (!fresh) return;
+    if (kv_conf_load(fresh, w->args->conf_path, w->args->ov, w->args->nov, err, sizeof(err)) == 0) {
+        if (strcmp(fresh->log_file, w->args->conf->log_file) != 0)
+            kv_log_open(fresh->log_file, fresh->log_level, err, sizeof(err));
+        kv_log_set_level(fresh->log_level);
+        w->args->conf->log_level = fresh->log_level;
+        strcpy(w->args->conf->log_file, fresh->log_file);
+        w->args->conf->shutdown_timeout_ms = fresh->shutdown_timeout_ms;
+    }
+    free(fresh);
+}
+
+static void signal_cb(uv_signal_t *h, int sig)
+{
+    worker_t *w = h->data;
+    switch (sig) {
+    case SIGTERM:
+        if (w->stopping == 2) return;
+        close_listeners(w);
+        stop_now(w);
+        break;
+    case SIGQUIT:
+        if (w->stopping) return;
+        w->stopping = 1;
+        close_listeners(w);
+        uv_timer_start(&w->stop_timer, stop_timer_cb, w->args->conf->shutdown_timeout_ms, 0);
+        if (w->server.nconns == 0) stop_now(w);
+        break;
+    case SIGHUP:
+        reload_settings(w);
+        break;
+    case SIGUSR1:
+        kv_log_reopen();
+        break;
+    }
+}
+
+int kv_worker_main(const kv_worker_args_t *args)
+{
+    static worker_t W;
+    worker_t *w = &W;
+    char title[32];
+    static const int sigs[4] = { SIGTERM, SIGQUIT, SIGHUP, SIGUSR1 };
+
+    memset(w, 0, sizeof(*w));
+    w->args = args;
+    w->ctl = &args->seg->shard[args->id];
+
+    snprintf(title, sizeof(title), "W%d", args->id);
+    kv_log_set_role(title);
+    snprintf(title, sizeof(title), "kevy: worker %d", args->id);
+    kv_proctitle_set(title);
+    /* Ctrl-C reaches the whole process group; the master decides. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (kv_pin_cpu(args->cpu) != 0) {
+        kv_log_warning("cannot pin worker %d to CPU %d; running unpinned", args->id, args->cpu);
+        atomic_store(&w->ctl->cpu, -1);
+    }
+
+    uv_loop_init(&w->loop);
+    for (int i = 0; i < 4; i++) {
+        uv_signal_init(&w->loop, &w->sigs[i]);
+        w->sigs[i].data = w;
+        uv_signal_start(&w->sigs[i], signal_cb, sigs[i]);
+    }
+    uv_timer_init(&w->loop, &w->heartbeat);
+    uv_timer_init(&w->loop, &w->stop_timer);
+    w->heartbeat.data = w->stop_timer.data = w;
+
+    kv_server_init(&w->server, &w->loop, w->ctl, args->conf);
+    w->server.data = w;
+    w->server.on_drained = on_drained;
+
+    if (open_listeners(w) != 0) return KV_WORKER_EXIT_FATAL;
+
+    atomic_store(&w->ctl->heartbeat_ms, kv_time_mono_ms());
+    uv_timer_start(&w->heartbeat, heartbeat_cb, HEARTBEAT_MS, HEARTBEAT_MS);
+    atomic_store(&w->ctl->state, KV_SHARD_UP);
+    kv_log_verbose("worker %d ready on cpu %d", args->id, args->cpu);
+
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+
+    atomic_store(&w->ctl->state, KV_SHARD_DOWN);
+    uv_loop_close(&w->loop);
+    kv_log_verbose("worker %d exiting", args->id);
+    return KV_WORKER_EXIT_OK;
+}
