@@ -436,7 +436,8 @@ static int apply_yaml(loader_t *l, const char *text, size_t len, const char *pre
             yaml_document_delete(&extra);
         }
     } else if (*prefix) {
-        rc = fail(l, "%s: a value is required", prefix);
+        const conf_key_t *k = find_key(prefix);
+        rc = k && k->type == T_ADDR ? set_scalar(l, k, "") : fail(l, "%s: a value is required", prefix);
     }
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);

@@ -97,6 +97,9 @@ int main(int argc, char **argv)
     if (kv_conf_load(conf, file, ov, nov, err, sizeof(err)) != 0) {
         fprintf(stderr, "kevy: %s\n", err);
         if (test) fprintf(stderr, "kevy: configuration file %s test failed\n", file);
+        /* As nginx: a broken file is reported here and no signal is sent,
+         * so the running kevy keeps its configuration. */
+        if (sig) fprintf(stderr, "kevy: signal not sent: fix the configuration first\n");
         return 1;
     }
     if (test) {

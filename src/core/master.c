@@ -216,6 +216,10 @@ static void begin_stop(master_t *m, int graceful)
                   live_workers(m));
     for (uint32_t k = 0; k < m->seg->nshards; k++) uv_timer_stop(&m->w[k].respawn);
     signal_workers(m, graceful ? SIGQUIT : SIGTERM);
+    /* The kernel keeps accepting into a socket any process still holds:
+     * drop the master's copies so that, once the workers close theirs,
+     * new clients are refused. */
+    kv_listen_close(&m->listeners, 1);
     uint64_t deadline = m->conf->shutdown_timeout_ms + (graceful ? KILL_GRACE_MS : 0);
     uv_timer_start(&m->stop_timer, stop_deadline_cb, deadline, 0);
     if (live_workers(m) == 0) finish(m);

@@ -164,7 +164,8 @@ static int split_inline(kv_resp_parser *p, char *buf, size_t s, size_t e)
                     buf[w++] = byte;
                     i += 3;
                 } else if (c == '\\' && AT(i + 1)) {
-                    int n = AT(++i);
+                    int n = AT(i + 1);
+                    i++;
                     switch (n) {
                     case 'n': n = '\n'; break;
                     case 'r': n = '\r'; break;

@@ -59,9 +59,9 @@ sub conf_text {
          . "shards: $self->{shards}\n"
          . "dir: $d/data\n"
          . "pid_file: $self->{pid_file}\n"
-         . "log: {file: $self->{log}, level: verbose}\n"
+         . "log: {file: $self->{log}, level: " . ($self->{log_level} || "verbose") . "}\n"
          . "admin: {listen: 127.0.0.1:$self->{admin_port}}\n"
-         . "shutdown_timeout: 5s\n"
+         . "shutdown_timeout: " . ($self->{shutdown_timeout} || "5s") . "\n"
          . ($extra // '');
 }
 

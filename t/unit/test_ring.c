@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <sys/resource.h>
 #include <uv.h>
 
 #include "event/doorbell.h"
@@ -340,6 +341,44 @@ static void test_stale_frame_after_reset(void **state)
     kv_segment_destroy(seg);
 }
 
+static void stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);      /* all threads: loop + doorbell thread */
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* An idle worker parks: half a second of wall time costs ~no CPU. */
+static void test_idle_parks(void **state)
+{
+    (void)state;
+    kv_segment_t *seg = kv_segment_create(2, 4096);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    sink_t s = { 0 };
+    kv_ringio_conf_t c = { on_frame, on_reset, 50, 0 };
+    kv_ringio_t *io = kv_ringio_start(&loop, seg, 0, &c, &s);
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    uv_timer_start(&t, stop_loop, 500, 0);
+    double c0 = cpu_seconds();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    double used = cpu_seconds() - c0;
+    kv_ringio_stats_t st;
+    kv_ringio_stats(io, &st);
+    print_message("  idle 0.5 s: %.4f s CPU, %llu park(s)\n", used, (unsigned long long)st.parks);
+    assert_true(used < 0.05);
+    assert_true(st.parks >= 1);
+    uv_close((uv_handle_t *)&t, NULL);
+    kv_ringio_stop(io);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    kv_segment_destroy(seg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_full_ring),
         cmocka_unit_test(test_ringio_backlog_split_reset),
         cmocka_unit_test(test_stale_frame_after_reset),
+        cmocka_unit_test(test_idle_parks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
