@@ -38,12 +38,14 @@ typedef struct {
 } conf_key_t;
 
 static const char *const log_levels[] = { "debug", "verbose", "notice", "warning", NULL };
+static const char *const routings[] = { "hash", "slots", NULL };
 
 #define F(f) offsetof(kv_conf_t, f), sizeof(((kv_conf_t *) 0)->f)
 
 static const conf_key_t schema[] = {
     { "listen",           T_ADDR_LIST, F(listen),    1, KV_LISTEN_MAX, "[127.0.0.1:6379]", NULL, 0 },
     { "shards",           T_SHARDS,    F(shards),    1, KV_SHARDS_MAX, "auto", NULL, 0 },
+    { "routing",          T_ENUM,      F(routing),   0, 0, "hash", routings, 0 },
     { "cpu_affinity",     T_CPUS,      F(cpus),      0, 0, "auto", NULL, 0 },
     { "dir",              T_PATH,      F(dir),       0, 0, "data", NULL, 0 },
     { "pid_file",         T_PATH,      F(pid_file),  0, 0, "data/kevy.pid", NULL, 0 },

@@ -28,6 +28,9 @@ typedef struct {
 
 typedef enum { KV_CPU_AUTO = 0, KV_CPU_OFF, KV_CPU_LIST } kv_cpu_mode_e;
 
+/* How keys map to shards (shard/route.h). */
+typedef enum { KV_ROUTING_HASH = 0, KV_ROUTING_SLOTS } kv_routing_e;
+
 /* Log levels, Redis's names and order. */
 typedef enum { KV_LOG_DEBUG = 0, KV_LOG_VERBOSE, KV_LOG_NOTICE, KV_LOG_WARNING } kv_log_level_e;
 
@@ -36,6 +39,7 @@ typedef struct {
     kv_addr_t listen[KV_LISTEN_MAX];
     int      nlisten;
     int      shards;                    /* resolved; never "auto" here      */
+    int      routing;                   /* kv_routing_e                     */
     int      cpu_mode;                  /* kv_cpu_mode_e                    */
     int      cpus[KV_SHARDS_MAX];       /* with KV_CPU_LIST                 */
     int      ncpus;

@@ -1,43 +1,66 @@
 /*
- * The command table and dispatch. Handlers live with their data type
- * (t_string.c, ...); the connection commands are here until they grow.
+ * The merged command table and dispatch.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "shard/cmd.h"
+#include "shard/forward.h"
 
-static void ping_cmd(kv_client_t *c)
+/*
+ * The parts, one per module. Declared weak so a module that is not
+ * written yet simply contributes nothing; each list ends with a NULL name.
+ */
+#define KV_CMD_PART(name) extern const kv_cmd_t name[] __attribute__((weak));
+KV_CMD_PART(kv_connection_cmds)
+KV_CMD_PART(kv_server_cmds)
+KV_CMD_PART(kv_string_cmds)
+KV_CMD_PART(kv_bitops_cmds)
+KV_CMD_PART(kv_keys_cmds)
+KV_CMD_PART(kv_expire_cmds)
+KV_CMD_PART(kv_hash_cmds)
+KV_CMD_PART(kv_list_cmds)
+KV_CMD_PART(kv_set_cmds)
+KV_CMD_PART(kv_zset_cmds)
+KV_CMD_PART(kv_hll_cmds)
+KV_CMD_PART(kv_stream_cmds)
+
+static const kv_cmd_t *table;       /* merged, sorted by name */
+static size_t          ncmds;
+
+static int by_name(const void *a, const void *b)
 {
-    if (c->argc > 2) {
-        kv_reply_errorf(&c->out, "wrong number of arguments for 'ping' command");
-        return;
-    }
-    if (c->argc == 2) kv_reply_bulk(&c->out, c->argv[1].ptr, c->argv[1].len);
-    else kv_reply_status(&c->out, "PONG");
+    return strcmp(((const kv_cmd_t *) a)->name, ((const kv_cmd_t *) b)->name);
 }
 
-static void echo_cmd(kv_client_t *c) { kv_reply_bulk(&c->out, c->argv[1].ptr, c->argv[1].len); }
-
-static void quit_cmd(kv_client_t *c)
+void kv_cmd_init(void)
 {
-    kv_reply_ok(&c->out);
-    kv_client_close_after_reply(c);
+    const kv_cmd_t *parts[] = {
+        kv_connection_cmds, kv_server_cmds, kv_string_cmds, kv_bitops_cmds, kv_keys_cmds,
+        kv_expire_cmds, kv_hash_cmds, kv_list_cmds, kv_set_cmds, kv_zset_cmds, kv_hll_cmds,
+        kv_stream_cmds,
+    };
+    size_t n = 0;
+    if (table) return;
+    for (size_t p = 0; p < sizeof(parts) / sizeof(parts[0]); p++)
+        for (const kv_cmd_t *c = parts[p]; c && c->name; c++) n++;
+    kv_cmd_t *t = malloc(sizeof(*t) * (n ? n : 1));
+    if (!t) abort();
+    n = 0;
+    for (size_t p = 0; p < sizeof(parts) / sizeof(parts[0]); p++)
+        for (const kv_cmd_t *c = parts[p]; c && c->name; c++) t[n++] = *c;
+    qsort(t, n, sizeof(*t), by_name);
+    table = t, ncmds = n;
 }
 
-/* Sorted by name: lookup is a binary search. */
-static const kv_cmd_t table[] = {
-    { "echo", 2,  KV_CMD_FAST | KV_CMD_LOADING | KV_CMD_STALE, 0, 0, 0, echo_cmd },
-    { "ping", -1, KV_CMD_FAST | KV_CMD_LOADING | KV_CMD_STALE, 0, 0, 0, ping_cmd },
-    { "quit", -1, KV_CMD_FAST | KV_CMD_LOADING | KV_CMD_STALE | KV_CMD_NOAUTH, 0, 0, 0, quit_cmd },
-};
+size_t kv_cmd_count(void) { return ncmds; }
 
-#define NCMDS (sizeof(table) / sizeof(table[0]))
+const kv_cmd_t *kv_cmd_at(size_t i) { return i < ncmds ? &table[i] : NULL; }
 
 const kv_cmd_t *kv_cmd_lookup(const char *name, size_t len)
 {
-    size_t lo = 0, hi = NCMDS;
+    size_t lo = 0, hi = ncmds;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         const char *n = table[mid].name;
@@ -72,6 +95,16 @@ static void reply_unknown(kv_client_t *c)
                     cstr_len(&c->argv[0], 128), c->argv[0].ptr, args);
 }
 
+int kv_cmd_arity_ok(const kv_cmd_t *cmd, int argc)
+{
+    return cmd->arity > 0 ? argc == cmd->arity : argc >= -cmd->arity;
+}
+
+void kv_cmd_reply_arity(kv_client_t *c, const kv_cmd_t *cmd)
+{
+    kv_reply_errorf(&c->out, "wrong number of arguments for '%s' command", cmd->name);
+}
+
 void kv_cmd_dispatch(kv_client_t *c)
 {
     const kv_cmd_t *cmd = kv_cmd_lookup(c->argv[0].ptr, c->argv[0].len);
@@ -79,10 +112,9 @@ void kv_cmd_dispatch(kv_client_t *c)
         reply_unknown(c);
         return;
     }
-    if ((cmd->arity > 0 && c->argc != cmd->arity) || (cmd->arity < 0 && c->argc < -cmd->arity)) {
-        kv_reply_errorf(&c->out, "wrong number of arguments for '%s' command", cmd->name);
+    if (!kv_cmd_arity_ok(cmd, c->argc)) {
+        kv_cmd_reply_arity(c, cmd);
         return;
     }
-    c->srv->commands++;
-    cmd->proc(c);
+    kv_fwd_dispatch(c, cmd);
 }

@@ -1,7 +1,19 @@
 /*
  * The command table: the single source of truth for every command's name,
- * arity, flags, key positions and handler (as Redis's). COMMAND, routing
- * and AOF logging derive from it.
+ * arity, flags, key positions, routing class and handler (as Redis's).
+ * COMMAND, routing and AOF logging derive from it.
+ *
+ * Each data-type file (t_string.c, t_keys.c, ...) defines its own part as
+ * `const kv_cmd_t kv_<module>_cmds[]`, terminated by an entry whose name
+ * is NULL, and cmd.c lists those parts once; kv_cmd_init() merges them
+ * into one sorted table.
+ *
+ * Handlers run on the shard that owns the command's keys: the router
+ * (route.c, forward.c) has already split or forwarded the command, so a
+ * handler only touches c->db and sees only keys its shard owns. A handler
+ * may use c->argc, c->argv, c->out (its reply) and c->db; c may be a
+ * remote request's stand-in client rather than a socket, so handlers never
+ * touch the connection itself.
  */
 #ifndef KV_SHARD_CMD_H
 #define KV_SHARD_CMD_H
@@ -21,21 +33,55 @@ enum {
     KV_CMD_LOADING  = 1 << 4,   /* allowed while the shard loads          */
     KV_CMD_STALE    = 1 << 5,
     KV_CMD_NOAUTH   = 1 << 6,   /* allowed before AUTH (AUTH, HELLO, QUIT) */
+    KV_CMD_DENYOOM  = 1 << 7,   /* may grow memory: refused at maxmemory  */
+    KV_CMD_PUBSUB   = 1 << 8,
+    KV_CMD_NOSCRIPT = 1 << 9,
+    KV_CMD_BLOCKING = 1 << 10,
+    KV_CMD_RANDOM   = 1 << 11,  /* non-deterministic output               */
 };
+
+/* How the router treats a command (route.c). */
+typedef enum {
+    KV_ROUTE_LOCAL = 0,  /* no keys: runs on the worker holding the client */
+    KV_ROUTE_KEY,        /* one key (first_key): runs on its owner         */
+    KV_ROUTE_KEYS,       /* keys first..last by step: one owner runs it
+                            whole; spanning shards, the router splits it   */
+    KV_ROUTE_ALL,        /* runs on every shard; the router combines       */
+    KV_ROUTE_CUSTOM,     /* the handler routes itself (RENAME, SCAN, ...)   */
+} kv_route_e;
 
 typedef struct {
     const char  *name;          /* lower case                            */
     int          arity;         /* N exactly, or -N: at least N          */
     uint32_t     flags;
-    int          first_key, last_key, key_step;   /* 0,0,0: no keys      */
+    int          first_key;     /* Redis's key spec: 0 when no keys      */
+    int          last_key;      /* -1: the last argument, -2: one before  */
+    int          key_step;
+    kv_route_e   route;
     kv_cmd_proc *proc;
+    const char  *group;         /* "string", "generic", "connection", ... */
+    const char  *since;         /* Redis version that added it           */
+    const char  *summary;       /* COMMAND DOCS                           */
 } kv_cmd_t;
+
+/* Build the merged table; call once per process before dispatching. */
+void kv_cmd_init(void);
 
 /* Case-insensitive lookup; NULL when unknown. */
 const kv_cmd_t *kv_cmd_lookup(const char *name, size_t len);
 
+/* Number of commands, and the i-th in name order (COMMAND, COMMAND LIST). */
+size_t kv_cmd_count(void);
+const kv_cmd_t *kv_cmd_at(size_t i);
+
 /* Look up argv[0], check arity, run it; replies Redis's errors for an
  * unknown command or a wrong number of arguments. */
 void kv_cmd_dispatch(kv_client_t *c);
+
+/* Check arity only: 1 when argc fits cmd. */
+int kv_cmd_arity_ok(const kv_cmd_t *cmd, int argc);
+
+/* Redis's error for a wrong number of arguments. */
+void kv_cmd_reply_arity(kv_client_t *c, const kv_cmd_t *cmd);
 
 #endif

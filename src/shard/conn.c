@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "shard/cmd.h"
 #include "shard/conn.h"
+#include "shard/forward.h"
 
 #define QBUF_MIN        (16 * 1024)
 /* Stop reading a client whose unsent replies exceed this; resume once the
@@ -56,6 +57,7 @@ static void client_close(kv_client_t *c)
 {
     if (c->closing) return;
     c->closing = 1;
+    kv_fwd_client_gone(c);
     uv_close(&c->h.handle, client_free_cb);
 }
 
@@ -165,7 +167,7 @@ static void flush_output(kv_client_t *c)
         }
     }
     size_t queued = kv_reply_buf_len(&c->out);
-    if (queued == 0 && c->close_after_reply) {
+    if (queued == 0 && c->close_after_reply && !c->slots_head) {
         client_close(c);
         return;
     }
@@ -184,6 +186,8 @@ static void flush_output(kv_client_t *c)
     }
 }
 
+void kv_client_flush(kv_client_t *c) { flush_output(c); }
+
 /* ---- accept / shutdown ----------------------------------------------------------- */
 
 void kv_conn_accept(kv_server_t *s, uv_stream_t *listener)
@@ -194,6 +198,7 @@ void kv_conn_accept(kv_server_t *s, uv_stream_t *listener)
     else uv_tcp_init(s->loop, &c->h.tcp);
     c->h.handle.data = c;
     c->srv = s;
+    c->db = s->db;
     c->id = s->next_id++;
     kv_resp_init(&c->parser);
     kv_reply_buf_init(&c->out);
@@ -221,6 +226,6 @@ void kv_server_shutdown(kv_server_t *s)
         next = c->next;
         uv_read_stop(&c->h.stream);
         c->close_after_reply = 1;
-        if (!c->writing && kv_reply_buf_len(&c->out) == 0) client_close(c);
+        if (!c->writing && kv_reply_buf_len(&c->out) == 0 && !c->slots_head) client_close(c);
     }
 }

@@ -17,11 +17,13 @@
 #include "shard/resp.h"
 
 typedef struct kv_client_s kv_client_t;
+struct kv_db_s;                     /* the keyspace, shard/db.h           */
 
 typedef struct kv_server_s {
     uv_loop_t      *loop;
     kv_shard_ctl_t *ctl;            /* counters published to the master  */
     kv_conf_t      *conf;
+    struct kv_db_s *db;             /* this shard's keyspace              */
     kv_client_t    *clients;        /* doubly linked, newest first        */
     uint64_t        nconns;
     uint64_t        commands;       /* local; published by the heartbeat */
@@ -39,6 +41,7 @@ struct kv_client_s {
         uv_pipe_t   pipe;
     } h;
     kv_server_t    *srv;
+    struct kv_db_s *db;             /* = srv->db; what handlers use       */
     kv_client_t    *prev, *next;
     uint64_t        id;
     char           *qbuf;           /* query buffer: qbuf[0..qlen)        */
@@ -49,6 +52,8 @@ struct kv_client_s {
     size_t          inflight;       /* bytes handed to uv_write          */
     int             argc;
     kv_resp_arg    *argv;
+    struct kv_slot_s *slots_head;   /* replies owed in order (forward.c)  */
+    struct kv_slot_s *slots_tail;
     unsigned        writing:1, close_after_reply:1, closing:1, paused:1;
 };
 
@@ -64,5 +69,8 @@ void kv_server_publish_stats(kv_server_t *s);
 /* Close after the replies queued so far have been written (QUIT, protocol
  * errors). */
 void kv_client_close_after_reply(kv_client_t *c);
+
+/* Write what is queued (used when a forwarded reply completes). */
+void kv_client_flush(kv_client_t *c);
 
 #endif

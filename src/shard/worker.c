@@ -18,7 +18,10 @@
 #include "core/log.h"
 #include "core/process.h"
 #include "core/time.h"
+#include "shard/cmd.h"
 #include "shard/conn.h"
+#include "shard/forward.h"
+#include "shard/route.h"
 #include "shard/worker.h"
 
 #define HEARTBEAT_MS 100
@@ -97,6 +100,7 @@ static void heartbeat_cb(uv_timer_t *t)
 
 static void close_all(worker_t *w)
 {
+    kv_fwd_stop();
     for (int i = 0; i < 4; i++) uv_close((uv_handle_t *) &w->sigs[i], NULL);
     uv_close((uv_handle_t *) &w->heartbeat, NULL);
     uv_close((uv_handle_t *) &w->stop_timer, NULL);
@@ -193,10 +197,14 @@ int kv_worker_main(const kv_worker_args_t *args)
     uv_timer_init(&w->loop, &w->stop_timer);
     w->heartbeat.data = w->stop_timer.data = w;
 
+    kv_cmd_init();
     kv_server_init(&w->server, &w->loop, w->ctl, args->conf);
     w->server.data = w;
     w->server.on_drained = on_drained;
 
+    kv_route_init(args->conf->shards, args->conf->routing);
+    if (kv_fwd_start(&w->server, &w->loop, args->seg, args->id, (uint32_t) args->conf->ring_spin_us) != 0)
+        return KV_WORKER_EXIT_FATAL;
     if (open_listeners(w) != 0) return KV_WORKER_EXIT_FATAL;
 
     atomic_store(&w->ctl->heartbeat_ms, kv_time_mono_ms());

@@ -1,0 +1,211 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "shard/gather.h"
+#include "shard/route.h"
+
+static int last_key(const kv_cmd_t *cmd, int argc)
+{
+    return cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
+}
+
+int kv_gather_single_owner(kv_client_t *c, const kv_cmd_t *cmd)
+{
+    int owner = -1;
+    if (cmd->first_key <= 0) return kv_fwd_self();
+    int last = last_key(cmd, c->argc), step = cmd->key_step > 0 ? cmd->key_step : 1;
+    for (int i = cmd->first_key; i <= last && i < c->argc; i += step) {
+        int s = kv_route_shard(c->argv[i].ptr, c->argv[i].len);
+        if (owner >= 0 && s != owner) return -1;
+        owner = s;
+    }
+    return owner < 0 ? kv_fwd_self() : owner;
+}
+
+/* ---- reading the parts' replies ------------------------------------------ */
+
+static char *flatten(kv_reply_buf *b, size_t *len)
+{
+    size_t n = kv_reply_buf_len(b), off = 0;
+    char *flat = malloc(n + 1);
+    struct iovec iov[64];
+    int k;
+    if (!flat) abort();
+    while ((k = kv_reply_buf_iov(b, iov, 64)) > 0) {
+        size_t got = 0;
+        for (int i = 0; i < k; i++) {
+            memcpy(flat + off, iov[i].iov_base, iov[i].iov_len);
+            off += iov[i].iov_len, got += iov[i].iov_len;
+        }
+        kv_reply_buf_consume(b, got);
+    }
+    flat[off] = '\0';
+    *len = off;
+    return flat;
+}
+
+/* End of the RESP element at p (replies come from our own shards: trusted
+ * but still bounded by end). */
+static const char *elem_end(const char *p, const char *end)
+{
+    if (p >= end) return end;
+    const char *crlf = memchr(p, '\r', (size_t) (end - p));
+    if (!crlf || crlf + 2 > end) return end;
+    long long n = (*p == '$' || *p == '*') ? strtoll(p + 1, NULL, 10) : 0;
+    const char *q = crlf + 2;
+    if (*p == '$') return n < 0 ? q : (q + n + 2 > end ? end : q + n + 2);
+    if (*p == '*') {
+        for (long long i = 0; i < n && q < end; i++) q = elem_end(q, end);
+        return q;
+    }
+    return q;
+}
+
+/* The first error among the parts, copied to out; 1 if there was one. */
+static int first_error(kv_slot_t *s, char **flat, size_t *len)
+{
+    for (int i = 0; i < s->nparts; i++) {
+        if (len[i] > 0 && flat[i][0] == '-') {
+            kv_reply_raw(&s->out, flat[i], len[i]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+typedef void combine_fn(kv_slot_t *s, char **flat, size_t *len);
+
+static void combine_with(kv_slot_t *s, combine_fn *fn)
+{
+    char *flat[s->nparts];
+    size_t len[s->nparts];
+    for (int i = 0; i < s->nparts; i++) flat[i] = flatten(&s->parts[i], &len[i]);
+    if (!first_error(s, flat, len)) fn(s, flat, len);
+    for (int i = 0; i < s->nparts; i++) free(flat[i]);
+}
+
+static void sum_fn(kv_slot_t *s, char **flat, size_t *len)
+{
+    long long sum = 0;
+    for (int i = 0; i < s->nparts; i++) if (len[i] && flat[i][0] == ':') sum += strtoll(flat[i] + 1, NULL, 10);
+    kv_reply_int(&s->out, sum);
+}
+static void combine_sum(kv_slot_t *s) { combine_with(s, sum_fn); }
+
+static void ok_fn(kv_slot_t *s, char **flat, size_t *len) { (void) flat, (void) len; kv_reply_ok(&s->out); }
+static void combine_ok(kv_slot_t *s) { combine_with(s, ok_fn); }
+
+static void concat_fn(kv_slot_t *s, char **flat, size_t *len)
+{
+    long long total = 0;
+    for (int i = 0; i < s->nparts; i++) if (len[i] && flat[i][0] == '*') total += strtoll(flat[i] + 1, NULL, 10);
+    kv_reply_array(&s->out, total);
+    for (int i = 0; i < s->nparts; i++) {
+        const char *body = memchr(flat[i], '\n', len[i]);
+        if (body) kv_reply_raw(&s->out, body + 1, len[i] - (size_t) (body + 1 - flat[i]));
+    }
+}
+static void combine_concat(kv_slot_t *s) { combine_with(s, concat_fn); }
+
+/* RANDOMKEY: one of the shards' non-nil answers, at random. */
+static void random_fn(kv_slot_t *s, char **flat, size_t *len)
+{
+    int pick = -1, seen = 0;
+    for (int i = 0; i < s->nparts; i++)
+        if (len[i] && strncmp(flat[i], "$-1", 3) != 0 && rand() % ++seen == 0) pick = i;
+    if (pick < 0) kv_reply_null(&s->out);
+    else kv_reply_raw(&s->out, flat[pick], len[pick]);
+}
+static void combine_random(kv_slot_t *s) { combine_with(s, random_fn); }
+
+/* MGET: cdata maps key i to (part, index in that part). */
+static void mget_fn(kv_slot_t *s, char **flat, size_t *len)
+{
+    int *map = s->cdata, nkeys = map[0];
+    const char **elems[s->nparts];
+    for (int i = 0; i < s->nparts; i++) {
+        const char *end = flat[i] + len[i], *p = memchr(flat[i], '\n', len[i]);
+        long long n = len[i] && flat[i][0] == '*' ? strtoll(flat[i] + 1, NULL, 10) : 0;
+        elems[i] = calloc((size_t) n + 1, sizeof(char *));
+        if (!elems[i]) abort();
+        p = p ? p + 1 : end;
+        for (long long j = 0; j <= n; j++) {
+            elems[i][j] = p;
+            if (j < n) p = elem_end(p, end);
+        }
+    }
+    kv_reply_array(&s->out, nkeys);
+    for (int k = 0; k < nkeys; k++) {
+        int part = map[1 + 2 * k], idx = map[2 + 2 * k];
+        kv_reply_raw(&s->out, elems[part][idx], (size_t) (elems[part][idx + 1] - elems[part][idx]));
+    }
+    for (int i = 0; i < s->nparts; i++) free(elems[i]);
+}
+static void combine_mget(kv_slot_t *s) { combine_with(s, mget_fn); }
+
+/* ---- splitting ------------------------------------------------------------------------ */
+
+static kv_gather_fn *combiner_for(const char *name)
+{
+    if (!strcmp(name, "del") || !strcmp(name, "unlink") || !strcmp(name, "exists") || !strcmp(name, "touch"))
+        return combine_sum;
+    if (!strcmp(name, "mget")) return combine_mget;
+    if (!strcmp(name, "mset")) return combine_ok;
+    return NULL;
+}
+
+void kv_gather_split(kv_client_t *c, const kv_cmd_t *cmd)
+{
+    kv_gather_fn *fn = combiner_for(cmd->name);
+    int n = kv_route_nshards();
+    if (!fn || cmd->first_key != 1) {
+        kv_reply_error_cstr(&c->out, "-CROSSSLOT Keys in request don't hash to the same slot");
+        return;
+    }
+    int step = cmd->key_step > 0 ? cmd->key_step : 1;
+    int last = last_key(cmd, c->argc), ngroups = 0;
+    int part_of[KV_SHARDS_MAX], nparts = 0, shard_of_part[KV_SHARDS_MAX], count[KV_SHARDS_MAX];
+    for (int i = 0; i < n; i++) part_of[i] = -1, count[i] = 0;
+    int *gshard = malloc(sizeof(int) * (size_t) c->argc);
+    if (!gshard) abort();
+    for (int i = cmd->first_key; i <= last; i += step, ngroups++) {
+        int sh = kv_route_shard(c->argv[i].ptr, c->argv[i].len);
+        if (part_of[sh] < 0) shard_of_part[nparts] = sh, part_of[sh] = nparts++;
+        gshard[ngroups] = sh;
+        count[sh]++;
+    }
+    int *map = NULL;
+    if (fn == combine_mget) {
+        map = malloc(sizeof(int) * (size_t) (1 + 2 * ngroups));
+        if (!map) abort();
+        map[0] = ngroups;
+    }
+    kv_slot_t *s = kv_fwd_slot(c, nparts, fn);
+    s->cdata = map;
+    kv_resp_arg *argv = malloc(sizeof(*argv) * (size_t) (1 + ngroups * step));
+    if (!argv) abort();
+    for (int p = 0; p < nparts; p++) {
+        int sh = shard_of_part[p], argc = 1, g = 0;
+        argv[0] = c->argv[0];
+        for (int i = cmd->first_key; i <= last; i += step, g++) {
+            if (gshard[g] != sh) continue;
+            if (map) map[1 + 2 * g] = p, map[2 + 2 * g] = argc - 1;
+            for (int j = 0; j < step; j++) argv[argc++] = c->argv[i + j];
+        }
+        kv_fwd_part(s, p, sh, cmd, argc, argv);
+    }
+    free(argv);
+    free(gshard);
+}
+
+void kv_gather_all(kv_client_t *c, const kv_cmd_t *cmd)
+{
+    const char *name = cmd->name;
+    kv_gather_fn *fn = combine_ok;
+    if (!strcmp(name, "dbsize")) fn = combine_sum;
+    else if (!strcmp(name, "keys")) fn = combine_concat;
+    else if (!strcmp(name, "randomkey")) fn = combine_random;
+    int n = kv_route_nshards();
+    kv_slot_t *s = kv_fwd_slot(c, n, fn);
+    for (int sh = 0; sh < n; sh++) kv_fwd_part(s, sh, sh, cmd, c->argc, c->argv);
+}

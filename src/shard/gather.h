@@ -1,0 +1,46 @@
+/*
+ * Commands that span shards: split into per-shard parts, run each where
+ * its keys live, combine the parts into the one reply Redis would give.
+ *
+ *   DEL UNLINK EXISTS TOUCH  -> per-shard counts, summed
+ *   MGET                     -> per-shard arrays, put back in key order
+ *   MSET                     -> per-shard MSETs, +OK when all are
+ *   DBSIZE KEYS FLUSHDB FLUSHALL RANDOMKEY (every shard) -> sum, concat,
+ *                               +OK, one of the non-nil keys
+ *
+ * Not yet atomic across shards (MSET is visible shard by shard): that comes
+ * with the cross-shard transactions, which lock the shards involved.
+ */
+#ifndef KV_SHARD_GATHER_H
+#define KV_SHARD_GATHER_H
+
+#include "shard/cmd.h"
+#include "shard/conn.h"
+
+typedef struct kv_slot_s kv_slot_t;
+typedef void kv_gather_fn(kv_slot_t *s);
+
+struct kv_slot_s {
+    kv_slot_t     *next;        /* the client's FIFO                      */
+    kv_client_t   *client;      /* NULL once the client has gone          */
+    int            outstanding; /* parts not answered yet                 */
+    int            nparts;
+    kv_gather_fn  *combine;     /* NULL: one part, written to out directly */
+    void          *cdata;       /* combiner's data, freed with the slot   */
+    kv_reply_buf   out;         /* the reply, complete when outstanding 0 */
+    kv_reply_buf   parts[];     /* with combine: one buffer per part      */
+};
+
+/* The shard owning every key of the command, or -1 when they span shards. */
+int  kv_gather_single_owner(kv_client_t *c, const kv_cmd_t *cmd);
+/* Split a KEYS-routed command over the shards of its keys. */
+void kv_gather_split(kv_client_t *c, const kv_cmd_t *cmd);
+/* Run on every shard and combine. */
+void kv_gather_all(kv_client_t *c, const kv_cmd_t *cmd);
+
+/* forward.c's side, for gather.c. */
+kv_slot_t *kv_fwd_slot(kv_client_t *c, int nparts, kv_gather_fn *combine);
+void kv_fwd_part(kv_slot_t *s, int part, int shard, const kv_cmd_t *cmd, int argc, kv_resp_arg *argv);
+int  kv_fwd_self(void);
+
+#endif
