@@ -85,19 +85,25 @@ sub side { my ($name, $port) = @_; return { name => $name, port => $port, conn =
 sub run_on_all {
     my ($sides, $argv) = @_;
     for my $s (@$sides) {
+        next if ($s->{timeouts} // 0) >= 2;
         $s->{conn} ||= KevyDiff::Conn->new($s->{port});
         $s->{sent} = $s->{conn} ? $s->{conn}->send_argv(@$argv) : 0;
     }
     my @r;
     for my $s (@$sides) {
         my $r;
-        if (!$s->{conn}) {
+        if (($s->{timeouts} // 0) >= 2) {
+            # A hung server would cost the timeout on every line: give up on
+            # it for the rest of this file (it is restarted for the next).
+            $r = '<not sent: no reply twice in this file>';
+        } elsif (!$s->{conn}) {
             $r = '<cannot connect>';
         } elsif (!$s->{sent}) {
             $r = '<write failed: connection closed>';
         } else {
             $r = eval { $s->{conn}->read_raw($timeout) };
             if ($@) {
+                $s->{timeouts}++ if $@ =~ /timeout/;
                 $r = $@ =~ /timeout/ ? "<no reply within ${timeout}s>" : "<bad reply: $@>";
                 $r =~ s/\s+\z/>/ if $r =~ /^<bad/;
             } elsif (!defined $r) {

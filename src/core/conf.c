@@ -23,7 +23,7 @@
 
 typedef enum {
     T_BOOL, T_INT, T_SIZE, T_DURATION, T_ENUM, T_PATH, T_LOGFILE,
-    T_ADDR, T_ADDR_LIST, T_SHARDS, T_CPUS
+    T_ADDR, T_ADDR_LIST, T_SHARDS, T_CPUS, T_STRING
 } key_type_e;
 
 typedef struct {
@@ -56,6 +56,14 @@ static const conf_key_t schema[] = {
     { "admin.listen",     T_ADDR,      F(admin_listen), 0, 0, "127.0.0.1:9121", NULL, 1 },
     { "ring.size",        T_SIZE,      F(ring_size), 4096, 1LL << 30, "1mb", NULL, 0 },
     { "ring.spin_us",     T_INT,       F(ring_spin_us), 0, 1000000, "50", NULL, 0 },
+    /* Redis's own ranges, so CONFIG SET and the file agree. */
+    { "limits.maxclients", T_INT,      F(maxclients), 1, 4294967295LL, "10000", NULL, 1 },
+    { "limits.timeout",   T_INT,       F(timeout_s), 0, 2147483647LL, "0", NULL, 1 },
+    { "limits.proto_max_bulk_len", T_SIZE, F(proto_max_bulk_len), 1 << 20, INT64_MAX, "512mb", NULL, 1 },
+    { "limits.client_query_buffer_limit", T_SIZE, F(client_query_buffer_limit), 1 << 20, INT64_MAX, "1gb", NULL, 1 },
+    { "limits.output_buffer_limit", T_SIZE, F(output_buffer_limit), 0, INT64_MAX, "0", NULL, 1 },
+    { "security.requirepass", T_STRING, F(requirepass), 0, 0, "\"\"", NULL, 1 },
+    { "expiry.hz",        T_INT,       F(hz),        1, 500, "10", NULL, 1 },
 };
 
 #define NKEYS (sizeof(schema) / sizeof(schema[0]))
@@ -297,6 +305,10 @@ static int set_scalar(loader_t *l, const conf_key_t *k, const char *v)
         if (!strcmp(v, "auto")) { l->conf->cpu_mode = KV_CPU_AUTO; return 0; }
         if (!strcmp(v, "off")) { l->conf->cpu_mode = KV_CPU_OFF; return 0; }
         return fail(l, "%s: expected auto, off or a list of CPU numbers, got \"%s\"", k->key, v);
+    case T_STRING:
+        if (strlen(v) >= k->size) return fail(l, "%s: longer than %zu bytes", k->key, k->size - 1);
+        strcpy(f, v);
+        return 0;
     case T_ADDR_LIST: {
         kv_conf_t *c = l->conf;
         if (kv_conf_parse_addr(v, &c->listen[0], e, sizeof(e)) != 0) return fail(l, "%s: %s", k->key, e);
@@ -398,7 +410,7 @@ static int apply_node(loader_t *l, yaml_document_t *doc, const char *path, yaml_
     node_at(l, n);
     if (n->type == YAML_MAPPING_NODE) return fail(l, "%s: expected a value, not a mapping", k->key);
     if (n->type == YAML_SEQUENCE_NODE) return set_sequence(l, doc, k, n);
-    if (is_null(n) && k->type != T_ADDR) return fail(l, "%s: a value is required", k->key);
+    if (is_null(n) && k->type != T_ADDR && k->type != T_STRING) return fail(l, "%s: a value is required", k->key);
     return set_scalar(l, k, is_null(n) ? "" : (const char *) n->data.scalar.value);
 }
 
@@ -439,7 +451,7 @@ static int apply_yaml(loader_t *l, const char *text, size_t len, const char *pre
         }
     } else if (*prefix) {
         const conf_key_t *k = find_key(prefix);
-        rc = k && k->type == T_ADDR ? set_scalar(l, k, "") : fail(l, "%s: a value is required", prefix);
+        rc = k && (k->type == T_ADDR || k->type == T_STRING) ? set_scalar(l, k, "") : fail(l, "%s: a value is required", prefix);
     }
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);

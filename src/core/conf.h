@@ -15,6 +15,7 @@
 
 #define KV_LISTEN_MAX  16
 #define KV_ADDR_TEXT   280
+#define KV_PASS_MAX    512            /* bytes of requirepass, with the NUL */
 
 typedef enum { KV_ADDR_TCP = 0, KV_ADDR_UNIX } kv_addr_kind_e;
 
@@ -52,6 +53,16 @@ typedef struct {
     kv_addr_t admin_listen;             /* text "" when disabled            */
     uint64_t ring_size;
     uint64_t ring_spin_us;
+    /* limits.* (Redis's maxclients, timeout, proto-max-bulk-len,
+     * client-query-buffer-limit; output_buffer_limit is the hard limit of
+     * Redis's client-output-buffer-limit for normal clients). */
+    uint64_t maxclients;                /* over all workers together        */
+    uint64_t timeout_s;                 /* idle seconds; 0 = never          */
+    uint64_t proto_max_bulk_len;
+    uint64_t client_query_buffer_limit;
+    uint64_t output_buffer_limit;       /* bytes of unsent replies; 0 = none */
+    char     requirepass[KV_PASS_MAX];  /* security.requirepass; "" = none  */
+    uint64_t hz;                        /* expiry.hz, 1..500                */
 } kv_conf_t;
 
 /* An override from the command line: `-o path.to.key=value`. */

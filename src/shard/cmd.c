@@ -17,6 +17,7 @@ KV_CMD_PART(kv_connection_cmds)
 KV_CMD_PART(kv_server_cmds)
 KV_CMD_PART(kv_string_cmds)
 KV_CMD_PART(kv_bitops_cmds)
+KV_CMD_PART(kv_dump_cmds)
 KV_CMD_PART(kv_keys_cmds)
 KV_CMD_PART(kv_expire_cmds)
 KV_CMD_PART(kv_hash_cmds)
@@ -37,7 +38,7 @@ static int by_name(const void *a, const void *b)
 void kv_cmd_init(void)
 {
     const kv_cmd_t *parts[] = {
-        kv_connection_cmds, kv_server_cmds, kv_string_cmds, kv_bitops_cmds, kv_keys_cmds,
+        kv_connection_cmds, kv_server_cmds, kv_string_cmds, kv_bitops_cmds, kv_dump_cmds, kv_keys_cmds,
         kv_expire_cmds, kv_hash_cmds, kv_list_cmds, kv_set_cmds, kv_zset_cmds, kv_hll_cmds,
         kv_stream_cmds,
     };

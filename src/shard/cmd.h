@@ -25,6 +25,13 @@
 
 typedef void kv_cmd_proc(kv_client_t *c);
 
+/* Combine the per-shard replies of a command that ran on several shards
+ * (KV_ROUTE_ALL, or a split KV_ROUTE_KEYS) into the client's one reply,
+ * written to out. flat[i] is
+ * shard part i's whole RESP reply (NUL-terminated), len[i] its length;
+ * when a part is an error the router replies it without calling this. */
+typedef void kv_cmd_combine(kv_reply_buf *out, int nparts, char **flat, size_t *len);
+
 enum {
     KV_CMD_WRITE    = 1 << 0,
     KV_CMD_READONLY = 1 << 1,
@@ -62,6 +69,7 @@ typedef struct {
     const char  *group;         /* "string", "generic", "connection", ... */
     const char  *since;         /* Redis version that added it           */
     const char  *summary;       /* COMMAND DOCS                           */
+    kv_cmd_combine *combine;    /* for ALL/split commands; NULL: default  */
 } kv_cmd_t;
 
 /* Build the merged table; call once per process before dispatching. */

@@ -3,10 +3,15 @@
  * request (pipelining), run each, then write all replies of the batch with
  * one writev (uv_try_write first, uv_write for the rest).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "core/log.h"
+#include "core/time.h"
 #include "shard/cmd.h"
 #include "shard/conn.h"
 #include "shard/forward.h"
@@ -17,15 +22,39 @@
  * without bound when it does not read. */
 #define OUT_PAUSE_BYTES (1024 * 1024)
 #define WRITE_IOV_MAX   64
+/* How often idle clients are looked for (limits.timeout is in seconds, as
+ * Redis's, whose clientsCron also visits every client about once a second). */
+#define SWEEP_MS        1000
 
 static void process_input(kv_client_t *c);
 static void flush_output(kv_client_t *c);
+static void client_close(kv_client_t *c);
+
+/* limits.timeout: close clients idle for longer (Redis's
+ * clientsCronHandleTimeout). A client waiting for a reply it is owed (a
+ * forwarded or blocked command) is not idle. */
+static void sweep_cb(uv_timer_t *t)
+{
+    kv_server_t *s = t->data;
+    uint64_t limit = s->conf->timeout_s * 1000, now = uv_now(s->loop);
+    if (limit == 0) return;
+    for (kv_client_t *c = s->clients; c; c = c->next) {
+        if (c->closing || c->slots_head || now - c->last_ms <= limit) continue;
+        kv_log_verbose("Closing idle client id=%llu", (unsigned long long) c->id);
+        client_close(c);
+    }
+}
 
 void kv_server_init(kv_server_t *s, uv_loop_t *loop, kv_shard_ctl_t *ctl, kv_conf_t *conf)
 {
     memset(s, 0, sizeof(*s));
     s->loop = loop, s->ctl = ctl, s->conf = conf;
     s->next_id = 1;
+    s->start_unix_ms = kv_time_unix_ms();
+    uv_timer_init(loop, &s->sweep);
+    s->sweep.data = s;
+    uv_timer_start(&s->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
+    uv_unref((uv_handle_t *) &s->sweep);    /* never keeps the loop alive */
 }
 
 void kv_server_publish_stats(kv_server_t *s)
@@ -48,6 +77,7 @@ static void client_free_cb(uv_handle_t *h)
     kv_resp_free(&c->parser);
     kv_reply_buf_free(&c->out);
     free(c->qbuf);
+    free(c->name);
     free(c);
     kv_server_publish_stats(s);
     if (s->shutting_down && s->nconns == 0 && s->on_drained) s->on_drained(s);
@@ -66,6 +96,57 @@ void kv_client_close_after_reply(kv_client_t *c)
     c->close_after_reply = 1;
     uv_read_stop(&c->h.stream);
 }
+
+void kv_client_kill(kv_client_t *c, kv_client_t *self)
+{
+    if (c == self) kv_client_close_after_reply(c);
+    else client_close(c);
+}
+
+static void fmt_addr(const struct sockaddr_storage *ss, int ok, int unix_sock, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (unix_sock) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *) ss;
+        snprintf(out, cap, "%s:0", ok && un->sun_family == AF_UNIX ? un->sun_path : "");
+        return;
+    }
+    if (!ok) { snprintf(out, cap, "?:0"); return; }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *) ss;
+        uv_ip6_name(a, ip, sizeof(ip));
+        snprintf(out, cap, "%s:%d", ip, ntohs(a->sin6_port));
+    } else {
+        const struct sockaddr_in *a = (const struct sockaddr_in *) ss;
+        uv_ip4_name(a, ip, sizeof(ip));
+        snprintf(out, cap, "%s:%d", ip, ntohs(a->sin_port));
+    }
+}
+
+/* Both addresses at once, on first use: CLIENT LIST/KILL only, so the
+ * accept path makes no extra syscall. */
+static void cache_addrs(kv_client_t *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss), is_unix = c->h.handle.type == UV_NAMED_PIPE;
+    if (c->addr[0] || !kv_client_is_conn(c)) return;
+    if (is_unix) {
+        /* Redis prints the listening socket's path for both. */
+        size_t n = sizeof(ss);
+        int ok = uv_pipe_getsockname(&c->h.pipe, (char *) &ss, &n) == 0;
+        snprintf(c->laddr, sizeof(c->laddr), "%.*s:0", ok ? (int) n : 0, (char *) &ss);
+        snprintf(c->addr, sizeof(c->addr), "%s", c->laddr);
+        return;
+    }
+    memset(&ss, 0, sizeof(ss));
+    fmt_addr(&ss, uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *) &ss, &len) == 0, 0, c->addr, sizeof(c->addr));
+    len = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
+    fmt_addr(&ss, uv_tcp_getsockname(&c->h.tcp, (struct sockaddr *) &ss, &len) == 0, 0, c->laddr, sizeof(c->laddr));
+}
+
+const char *kv_client_addr(kv_client_t *c) { cache_addrs(c); return c->addr; }
+const char *kv_client_laddr(kv_client_t *c) { cache_addrs(c); return c->laddr; }
 
 /* ---- reading ------------------------------------------------------------------ */
 
@@ -95,17 +176,47 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0) return;
     c->qlen += (size_t) nread;
+    c->srv->stat_net_in += (uint64_t) nread;
+    c->last_ms = uv_now(c->srv->loop);
     process_input(c);
+    /* What is left is one incomplete request: Redis's
+     * client-query-buffer-limit closes a client whose request outgrows it. */
+    if (c->qlen > c->srv->conf->client_query_buffer_limit && !c->closing) {
+        kv_log_warning("Closing client that reached max query buffer length: id=%llu qbuf=%zu",
+                       (unsigned long long) c->id, c->qlen);
+        client_close(c);
+        return;
+    }
     flush_output(c);
+}
+
+/* requirepass is set and c has not authenticated: only KV_CMD_NOAUTH
+ * commands run (after the unknown-command and arity checks, as Redis). */
+static int refuse_unauthenticated(kv_client_t *c)
+{
+    const kv_cmd_t *cmd = kv_cmd_lookup(c->argv[0].ptr, c->argv[0].len);
+    if (!cmd || !kv_cmd_arity_ok(cmd, c->argc) || (cmd->flags & KV_CMD_NOAUTH)) return 0;
+    kv_reply_error_cstr(&c->out, "-NOAUTH Authentication required.");
+    return 1;
 }
 
 static void process_input(kv_client_t *c)
 {
     int rc;
+    const kv_conf_t *conf = c->srv->conf;
+    /* Limits may change at any time (CONFIG SET, reload): two stores here
+     * keep every client current without a walk over all of them. */
+    c->parser.max_bulk_len = (long long) conf->proto_max_bulk_len;
+    c->parser.unauth = kv_client_auth_needed(c);
     while (!c->close_after_reply && (rc = kv_resp_parse(&c->parser, c->qbuf, c->qlen)) == KV_RESP_OK) {
         c->argc = c->parser.argc;
         c->argv = c->parser.argv;
+        size_t n = c->argv[0].len < sizeof(c->lastcmd) ? c->argv[0].len : sizeof(c->lastcmd);
+        memcpy(c->lastcmd, c->argv[0].ptr, n);
+        c->lastcmd_len = (uint8_t) n;
+        if (c->parser.unauth && refuse_unauthenticated(c)) continue;
         kv_cmd_dispatch(c);
+        c->parser.unauth = kv_client_auth_needed(c);   /* AUTH, RESET */
     }
     if (!c->close_after_reply && rc == KV_RESP_ERR) {
         kv_reply_errorf(&c->out, "%s", c->parser.err);
@@ -138,19 +249,30 @@ static void write_cb(uv_write_t *req, int status)
         return;
     }
     kv_reply_buf_consume(&c->out, c->inflight);
+    c->srv->stat_net_out += c->inflight;
+    c->last_ms = uv_now(c->srv->loop);
     c->inflight = 0;
     flush_output(c);
 }
 
 static void flush_output(kv_client_t *c)
 {
-    if (c->closing || c->writing) return;
+    if (c->closing) return;
+    uint64_t limit = c->srv->conf->output_buffer_limit;
+    if (limit && kv_reply_buf_len(&c->out) > limit) {
+        /* Redis's client-output-buffer-limit (hard) for normal clients. */
+        kv_log_warning("Client id=%llu closed for overcoming of output buffer limits (%zu bytes)",
+                       (unsigned long long) c->id, kv_reply_buf_len(&c->out));
+        client_close(c);
+        return;
+    }
+    if (c->writing) return;
     struct iovec iov[WRITE_IOV_MAX];
     int n = kv_reply_buf_iov(&c->out, iov, WRITE_IOV_MAX);
     if (n > 0) {
         /* uv_buf_t and struct iovec share a layout on Unix. */
         int w = uv_try_write(&c->h.stream, (uv_buf_t *) iov, (unsigned) n);
-        if (w > 0) kv_reply_buf_consume(&c->out, (size_t) w);
+        if (w > 0) kv_reply_buf_consume(&c->out, (size_t) w), c->srv->stat_net_out += (uint64_t) w;
         else if (w < 0 && w != UV_EAGAIN) { client_close(c); return; }
         n = kv_reply_buf_iov(&c->out, iov, WRITE_IOV_MAX);
     }
@@ -190,8 +312,33 @@ void kv_client_flush(kv_client_t *c) { flush_output(c); }
 
 /* ---- accept / shutdown ----------------------------------------------------------- */
 
+/* Clients of every worker: each publishes its count at every accept and
+ * close (kv_server_publish_stats), so the sum is current. Two workers
+ * accepting at the same instant may both pass: maxclients can be exceeded
+ * by at most shards - 1, never by more. */
+static uint64_t clients_everywhere(kv_server_t *s)
+{
+    const kv_shard_ctl_t *all = s->ctl - s->shard;     /* seg->shard[0] */
+    uint64_t n = 0;
+    int shards = s->nshards > 0 ? s->nshards : 1;
+    for (int i = 0; i < shards; i++) n += atomic_load_explicit(&all[i].clients, memory_order_relaxed);
+    return n;
+}
+
+/* maxclients reached: Redis writes the error on the fresh socket, best
+ * effort, and closes it. */
+static void reject(kv_client_t *c)
+{
+    static char msg[] = "-ERR max number of clients reached\r\n";
+    uv_buf_t b = uv_buf_init(msg, sizeof(msg) - 1);
+    uv_try_write(&c->h.stream, &b, 1);
+    c->srv->stat_rejected++;
+    client_close(c);
+}
+
 void kv_conn_accept(kv_server_t *s, uv_stream_t *listener)
 {
+    int full = clients_everywhere(s) >= s->conf->maxclients;
     kv_client_t *c = calloc(1, sizeof(*c));
     if (!c) return;
     if (listener->type == UV_NAMED_PIPE) uv_pipe_init(s->loop, &c->h.pipe, 0);
@@ -199,7 +346,11 @@ void kv_conn_accept(kv_server_t *s, uv_stream_t *listener)
     c->h.handle.data = c;
     c->srv = s;
     c->db = s->db;
-    c->id = s->next_id++;
+    c->id = s->next_id++ * (uint64_t) (s->nshards > 0 ? s->nshards : 1) + (uint64_t) s->shard;
+    c->ctime_ms = c->last_ms = uv_now(s->loop);
+    /* Redis: a client starts authenticated when the default user needs no
+     * password; CONFIG SET requirepass later does not log it out. */
+    c->authed = s->conf->requirepass[0] == '\0';
     kv_resp_init(&c->parser);
     kv_reply_buf_init(&c->out);
     c->next = s->clients;
@@ -210,6 +361,11 @@ void kv_conn_accept(kv_server_t *s, uv_stream_t *listener)
         client_close(c);
         return;
     }
+    if (full) {
+        reject(c);
+        return;
+    }
+    s->stat_conns++;
     if (listener->type == UV_TCP) uv_tcp_nodelay(&c->h.tcp, 1);
     uv_read_start(&c->h.stream, alloc_cb, read_cb);
     kv_server_publish_stats(s);
@@ -217,6 +373,8 @@ void kv_conn_accept(kv_server_t *s, uv_stream_t *listener)
 
 void kv_server_shutdown(kv_server_t *s)
 {
+    if (!s->shutting_down && !uv_is_closing((uv_handle_t *) &s->sweep))
+        uv_close((uv_handle_t *) &s->sweep, NULL);
     s->shutting_down = 1;
     if (s->nconns == 0) {
         if (s->on_drained) s->on_drained(s);

@@ -27,8 +27,15 @@ typedef struct kv_server_s {
     kv_client_t    *clients;        /* doubly linked, newest first        */
     uint64_t        nconns;
     uint64_t        commands;       /* local; published by the heartbeat */
-    uint64_t        next_id;
+    uint64_t        next_id;        /* ids are next_id * nshards + shard,  */
+    int             shard, nshards; /* so they are unique across workers   */
     int             shutting_down;
+    /* Statistics for INFO; reset by CONFIG RESETSTAT where Redis does. */
+    uint64_t        stat_conns;     /* connections accepted               */
+    uint64_t        stat_rejected;  /* refused by maxclients              */
+    uint64_t        stat_net_in, stat_net_out;   /* bytes                 */
+    uint64_t        start_unix_ms;  /* when this worker started           */
+    uv_timer_t      sweep;          /* idle timeout, once a second        */
     void           *data;
     void          (*on_drained)(struct kv_server_s *);   /* last client gone */
 } kv_server_t;
@@ -54,7 +61,15 @@ struct kv_client_s {
     kv_resp_arg    *argv;
     struct kv_slot_s *slots_head;   /* replies owed in order (forward.c)  */
     struct kv_slot_s *slots_tail;
+    char           *name;           /* CLIENT SETNAME; NULL when none     */
+    uint64_t        ctime_ms;       /* uv_now() at accept                 */
+    uint64_t        last_ms;        /* uv_now() at the last read or write */
+    char            lastcmd[20];    /* argv[0] as sent, cut (CLIENT LIST) */
+    uint8_t         lastcmd_len;
+    uint8_t         dbnum;          /* SELECT: always 0 (one database)    */
+    char            addr[64], laddr[64];  /* cached by kv_client_addr     */
     unsigned        writing:1, close_after_reply:1, closing:1, paused:1;
+    unsigned        authed:1, no_evict:1;
 };
 
 void kv_server_init(kv_server_t *s, uv_loop_t *loop, kv_shard_ctl_t *ctl, kv_conf_t *conf);
@@ -72,5 +87,26 @@ void kv_client_close_after_reply(kv_client_t *c);
 
 /* Write what is queued (used when a forwarded reply completes). */
 void kv_client_flush(kv_client_t *c);
+
+/* CLIENT KILL: close c now (its unsent replies are dropped), or after
+ * this reply when c is the client running the command. */
+void kv_client_kill(kv_client_t *c, kv_client_t *self);
+
+/* Peer ("ip:port", "/path:0" for unix) and local address, as CLIENT LIST
+ * prints them; computed once per client and cached. */
+const char *kv_client_addr(kv_client_t *c);
+const char *kv_client_laddr(kv_client_t *c);
+
+/* 1 when c is a real connection, 0 for a forwarded request's stand-in. */
+static inline int kv_client_is_conn(const kv_client_t *c)
+{
+    return c->h.handle.type == UV_TCP || c->h.handle.type == UV_NAMED_PIPE;
+}
+
+/* requirepass is set and c has not authenticated (Redis's authRequired). */
+static inline int kv_client_auth_needed(const kv_client_t *c)
+{
+    return c->srv->conf->requirepass[0] != '\0' && !c->authed;
+}
 
 #endif

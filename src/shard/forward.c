@@ -241,7 +241,10 @@ static void on_req(uint32_t from, const char *p, size_t len)
     kv_client_t *c = &F.remote;
     const kv_cmd_t *cmd = argc ? kv_cmd_lookup(F.rargv[0].ptr, F.rargv[0].len) : NULL;
     if (!cmd) kv_reply_error_cstr(&c->out, "internal error: unknown forwarded command");
-    else call_into(c, cmd, (int) argc, F.rargv, &c->out);
+    else {
+        c->argc = (int) argc, c->argv = F.rargv;
+        call(c, cmd);
+    }
 
     struct iovec iov[65];
     iov[0].iov_base = &token;
@@ -372,6 +375,7 @@ void kv_fwd_dispatch(kv_client_t *c, const kv_cmd_t *cmd)
         kv_gather_all(c, cmd);
         return;
     default: {
+        if (kv_gather_custom(c, cmd)) return;
         int owner = kv_gather_single_owner(c, cmd);
         if (owner >= 0) run_on(c, cmd, owner);
         else kv_reply_error_cstr(&c->out, "-CROSSSLOT Keys in request don't hash to the same slot");

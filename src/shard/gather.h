@@ -26,6 +26,7 @@ struct kv_slot_s {
     int            outstanding; /* parts not answered yet                 */
     int            nparts;
     kv_gather_fn  *combine;     /* NULL: one part, written to out directly */
+    const kv_cmd_t *cmd;        /* the command being combined             */
     void          *cdata;       /* combiner's data, freed with the slot   */
     kv_reply_buf   out;         /* the reply, complete when outstanding 0 */
     kv_reply_buf   parts[];     /* with combine: one buffer per part      */
@@ -35,6 +36,8 @@ struct kv_slot_s {
 int  kv_gather_single_owner(kv_client_t *c, const kv_cmd_t *cmd);
 /* Split a KEYS-routed command over the shards of its keys. */
 void kv_gather_split(kv_client_t *c, const kv_cmd_t *cmd);
+/* Commands with routing of their own (SCAN): 1 when handled. */
+int  kv_gather_custom(kv_client_t *c, const kv_cmd_t *cmd);
 /* Run on every shard and combine. */
 void kv_gather_all(kv_client_t *c, const kv_cmd_t *cmd);
 

@@ -20,11 +20,13 @@
 #include "core/time.h"
 #include "shard/cmd.h"
 #include "shard/conn.h"
+#include "shard/db.h"
 #include "shard/forward.h"
 #include "shard/route.h"
 #include "shard/worker.h"
 
 #define HEARTBEAT_MS 100
+#define DEFAULT_HZ   10
 
 typedef struct {
     const kv_worker_args_t *args;
@@ -33,6 +35,8 @@ typedef struct {
     kv_server_t     server;
     uv_signal_t     sigs[4];
     uv_timer_t      heartbeat;
+    uv_timer_t      cron;           /* keyspace housekeeping at hz        */
+    int             hz;
     uv_timer_t      stop_timer;
     uv_stream_t    *listeners[KV_LISTEN_MAX];
     int             nlisteners;
@@ -98,9 +102,16 @@ static void heartbeat_cb(uv_timer_t *t)
     }
 }
 
+static void cron_cb(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    kv_db_cron(w->server.db, w->hz);
+}
+
 static void close_all(worker_t *w)
 {
     kv_fwd_stop();
+    uv_close((uv_handle_t *) &w->cron, NULL);
     for (int i = 0; i < 4; i++) uv_close((uv_handle_t *) &w->sigs[i], NULL);
     uv_close((uv_handle_t *) &w->heartbeat, NULL);
     uv_close((uv_handle_t *) &w->stop_timer, NULL);
@@ -200,8 +211,15 @@ int kv_worker_main(const kv_worker_args_t *args)
     kv_cmd_init();
     kv_server_init(&w->server, &w->loop, w->ctl, args->conf);
     w->server.data = w;
+    w->server.shard = args->id;
+    w->server.nshards = args->conf->shards;
     w->server.on_drained = on_drained;
 
+    if (!w->server.db) w->server.db = kv_db_new();
+    w->hz = DEFAULT_HZ;
+    uv_timer_init(&w->loop, &w->cron);
+    w->cron.data = w;
+    uv_timer_start(&w->cron, cron_cb, 1000 / (uint64_t) w->hz, 1000 / (uint64_t) w->hz);
     kv_route_init(args->conf->shards, args->conf->routing);
     if (kv_fwd_start(&w->server, &w->loop, args->seg, args->id, (uint32_t) args->conf->ring_spin_us) != 0)
         return KV_WORKER_EXIT_FATAL;

@@ -1,0 +1,116 @@
+# Keys across shards: forwarding over the rings, replies in command order,
+# multi-key and all-shard commands, SCAN across shards, hash tags, and a
+# peer killed mid-request.
+use strict;
+use warnings;
+use Test::More;
+use IO::Select;
+use Time::HiRes qw(sleep time);
+use lib 't/lib';
+use Kevy;
+
+my $k = Kevy->new(shards => 3);
+
+# Per-shard commands processed, from /metrics.
+sub counts {
+    my (undef, $m) = $k->http('GET', '/metrics');
+    my %c;
+    $c{$1} = $2 while $m =~ /^kevy_shard_commands_processed_total\{shard="(\d+)"\} (\d+)$/mg;
+    return \%c;
+}
+# The shard that runs a command on $key (counters are published every 100 ms).
+sub owner_of {
+    my ($key) = @_;
+    my $c = $k->connect;
+    my $before = counts();
+    $c->cmd('EXISTS', $key) for 1 .. 50;
+    my ($owner, $after);
+    Kevy::wait_until(sub {
+        $after = counts();
+        ($owner) = grep { ($after->{$_} - $before->{$_}) >= 50 } keys %$after;
+        defined $owner;
+    }, 3);
+    $c->close;
+    return $owner;
+}
+
+my $c = $k->connect;
+is($c->cmd('SET', 'a', '1'), '+OK', 'SET');
+is($c->cmd('GET', 'a'), '1', 'GET');
+
+# A pipeline over keys of every shard: replies in command order.
+my $n = 10000;
+$c->send_raw(join '', map { Kevy::Conn::encode('SET', "key:$_", "v$_") . Kevy::Conn::encode('GET', "key:$_") } 1 .. $n);
+my $bad = 0;
+for my $i (1 .. $n) {
+    $bad++ if $c->read_reply ne '+OK';
+    $bad++ if ($c->read_reply // '') ne "v$i";
+}
+is($bad, 0, "$n SET+GET pairs pipelined across shards, replies in order");
+
+# The keys really are spread: every shard ran some of them.
+my $cnt = counts();
+is(scalar(grep { $cnt->{$_} > 1000 } keys %$cnt), 3, 'every shard executed commands');
+
+# Multi-key and all-shard commands.
+is($c->cmd('DBSIZE'), ':' . ($n + 1), 'DBSIZE sums the shards');
+is($c->cmd('MSET', map { ("m$_", "x$_") } 1 .. 20), '+OK', 'MSET across shards');
+is_deeply($c->cmd('MGET', 'm3', 'nokey', 'm1', 'm20', 'm3'), ['x3', undef, 'x1', 'x20', 'x3'], 'MGET in key order');
+is($c->cmd('EXISTS', 'm1', 'm2', 'm1', 'nope'), ':3', 'EXISTS counts across shards');
+is($c->cmd('DEL', map { "m$_" } 1 .. 10, 'nope'), ':10', 'DEL counts across shards');
+my $keys = $c->cmd('KEYS', 'm*');
+is_deeply([ sort @$keys ], [ sort map { "m$_" } 11 .. 20 ], 'KEYS gathers every shard');
+ok(defined $c->cmd('RANDOMKEY'), 'RANDOMKEY');
+
+# SCAN: a full iteration returns every key, cursors crossing shards.
+my %seen; my $cursor = 0; my $calls = 0;
+do {
+    my $r = $c->cmd('SCAN', $cursor, 'COUNT', 500);
+    ($cursor, my $batch) = @$r;
+    $seen{$_}++ for @$batch;
+    $calls++;
+} while ($cursor ne '0' && $calls < 10000);
+is(scalar(grep { /^key:/ } keys %seen), $n, 'SCAN returned every key');
+is($c->cmd('SCAN', 'abc'), '-ERR invalid cursor', 'SCAN invalid cursor');
+my $m = $c->cmd('SCAN', 0, 'MATCH', 'key:1????', 'COUNT', 100000);
+ok(ref $m eq 'ARRAY', 'SCAN MATCH');
+
+# Hash tags put keys on one shard: a tagged pipeline runs on one owner.
+my $o1 = owner_of('{user42}.a');
+my $o2 = owner_of('{user42}.b');
+ok(defined $o1 && $o1 eq $o2, "{user42}.a and {user42}.b share shard " . ($o1 // '?'));
+
+is($c->cmd('FLUSHALL'), '+OK', 'FLUSHALL');
+is($c->cmd('DBSIZE'), ':0', 'every shard flushed');
+
+# A peer killed mid-request: the caller gets -LOADING, not a hang, and the
+# other shards keep serving.
+{
+    my $hold = $k->connect;
+    # Find which worker holds this connection: PING runs locally.
+    my $b = counts();
+    $hold->cmd('PING') for 1 .. 50;
+    my ($mine, $a);
+    Kevy::wait_until(sub { $a = counts(); ($mine) = grep { $a->{$_} - $b->{$_} >= 50 } keys %$a; defined $mine }, 3);
+    # A key owned by another shard.
+    my $key;
+    for my $i (1 .. 100) { my $o = owner_of("victim$i"); if (defined $o && $o ne $mine) { $key = "victim$i"; last } }
+    ok(defined $key, "found a key owned by another shard than $mine");
+    my $owner = owner_of($key);
+    my $pid = $k->workers->{$owner};
+    kill 'STOP', $pid;
+    $hold->send_raw(Kevy::Conn::encode('GET', $key) . Kevy::Conn::encode('PING'));
+    my $s = IO::Select->new($hold->{s});
+    ok(!$s->can_read(0.5), 'no reply while the owner is stopped (request in flight)');
+    kill 'KILL', $pid;
+    my $t0 = time;
+    my $r = $hold->read_reply;
+    like($r, qr/^-LOADING /, "in-flight request failed with -LOADING ($r)");
+    is($hold->read_reply, '+PONG', 'the next reply follows in order');
+    ok(time - $t0 < 5, 'promptly');
+    ok($k->wait_ready(10), 'the owner is respawned');
+    is($hold->cmd('SET', $key, 'back'), '+OK', 'its keys are served again');
+    is($hold->cmd('GET', $key), 'back', 'and read back');
+}
+
+done_testing;
