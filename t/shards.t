@@ -49,7 +49,8 @@ for my $i (1 .. $n) {
 is($bad, 0, "$n SET+GET pairs pipelined across shards, replies in order");
 
 # The keys really are spread: every shard ran some of them.
-my $cnt = counts();
+my $cnt;
+Kevy::wait_until(sub { $cnt = counts(); 3 == grep { $cnt->{$_} > 1000 } keys %$cnt }, 3);
 is(scalar(grep { $cnt->{$_} > 1000 } keys %$cnt), 3, 'every shard executed commands');
 
 # Multi-key and all-shard commands.
@@ -72,6 +73,27 @@ do {
 } while ($cursor ne '0' && $calls < 10000);
 is(scalar(grep { /^key:/ } keys %seen), $n, 'SCAN returned every key');
 is($c->cmd('SCAN', 'abc'), '-ERR invalid cursor', 'SCAN invalid cursor');
+
+# SCAN's guarantee while the keyspace changes under it (and the dicts
+# grow and rehash): every key present throughout is returned.
+{
+    my $w = $k->connect;
+    my (%got, $cur, $i) = ();
+    $cur = 0; $i = 0;
+    do {
+        my $r = $c->cmd('SCAN', $cur, 'COUNT', 200);
+        ($cur, my $batch) = @$r;
+        $got{$_}++ for @$batch;
+        # churn: add 300 new keys and delete 100 of the new ones per step
+        $w->send_raw(join '', map { Kevy::Conn::encode('SET', "churn:$i:$_", 'x') } 1 .. 300);
+        $w->send_raw(join '', map { Kevy::Conn::encode('DEL', "churn:$i:$_") } 1 .. 100);
+        $w->read_reply for 1 .. 400;
+        $i++;
+    } while ($cur ne '0' && $i < 5000);
+    my $missing = grep { !$got{"key:$_"} } 1 .. $n;
+    is($missing, 0, "SCAN under churn ($i calls) returned every stable key");
+    $w->close;
+}
 my $m = $c->cmd('SCAN', 0, 'MATCH', 'key:1????', 'COUNT', 100000);
 ok(ref $m eq 'ARRAY', 'SCAN MATCH');
 
@@ -79,6 +101,41 @@ ok(ref $m eq 'ARRAY', 'SCAN MATCH');
 my $o1 = owner_of('{user42}.a');
 my $o2 = owner_of('{user42}.b');
 ok(defined $o1 && $o1 eq $o2, "{user42}.a and {user42}.b share shard " . ($o1 // '?'));
+
+# Keys and values that do not pair up get the handler's error, unsplit.
+is($c->cmd('MSET', 'p1', 'v1', 'p2'), "-ERR wrong number of arguments for 'mset' command", 'MSET odd arguments');
+is($c->cmd('EXISTS', 'p1', 'p2'), ':0', 'and nothing was written');
+
+# Multi-round commands across shards: MSETNX, RENAME, RENAMENX, COPY.
+my @spread = map { "n$_" } 1 .. 12;
+is($c->cmd('MSETNX', map { ($_, "v$_") } @spread), ':1', 'MSETNX across shards: all new');
+is($c->cmd('MSETNX', 'fresh', 'x', $spread[5], 'y'), ':0', 'MSETNX: one exists -> 0');
+is($c->cmd('EXISTS', 'fresh'), ':0', 'MSETNX wrote nothing');
+is_deeply($c->cmd('MGET', @spread), [ map { "v$_" } @spread ], 'MSETNX values');
+for my $i (1 .. 12) {
+    is($c->cmd('RENAME', "n$i", "moved$i"), '+OK', "RENAME n$i") if $i <= 3;
+}
+is_deeply($c->cmd('MGET', 'moved1', 'moved2', 'moved3', 'n1'), [ 'vn1', 'vn2', 'vn3', undef ], 'RENAME moved the values');
+is($c->cmd('RENAME', 'missing', 'x'), '-ERR no such key', 'RENAME of a missing key');
+$c->cmd('SET', 'ttlkey', 'tv', 'EX', 100);
+my $moved_ttl_ok = 1;
+for my $i (1 .. 6) {
+    my $dst = "ttl_dst$i";
+    $c->cmd('RENAME', ($i == 1 ? 'ttlkey' : 'ttl_dst' . ($i - 1)), $dst);
+    my $t = $c->cmd('TTL', $dst);
+    $moved_ttl_ok = 0 unless $t =~ /^:(9\d|100)$/;
+}
+ok($moved_ttl_ok, 'RENAME keeps the TTL across shards');
+is($c->cmd('COPY', 'moved1', 'copy1'), ':1', 'COPY');
+is($c->cmd('COPY', 'moved1', 'copy1'), ':0', 'COPY onto an existing key');
+is($c->cmd('SET', 'moved1', 'changed'), '+OK', 'change the source');
+is($c->cmd('COPY', 'moved1', 'copy1', 'REPLACE'), ':1', 'COPY REPLACE');
+is($c->cmd('GET', 'copy1'), 'changed', 'COPY REPLACE copied the new value');
+is($c->cmd('RENAMENX', 'moved2', 'copy1'), ':0', 'RENAMENX onto an existing key');
+is($c->cmd('RENAMENX', 'moved2', 'nx_new'), ':1', 'RENAMENX');
+is_deeply($c->cmd('MGET', 'moved2', 'nx_new'), [ undef, 'vn2' ], 'RENAMENX moved it');
+is($c->cmd('kevy.export', 'copy1', '0'), "-ERR unknown command 'kevy.export', with args beginning with: 'copy1' '0' ",
+   'internal commands are not for clients');
 
 is($c->cmd('FLUSHALL'), '+OK', 'FLUSHALL');
 is($c->cmd('DBSIZE'), ':0', 'every shard flushed');

@@ -170,8 +170,8 @@ int kv_rdbobj_load_payload(const void *p, size_t n, kv_rdbobj_value *v);
  * absolute expiry (unix ms) or -1. */
 int kv_rdbobj_export(const kv_dict_entry *e, kv_rdb_buf *b, int64_t *ttl_ms);
 /* Recreate key from an exported payload, replacing any existing value,
- * with absolute expiry ttl_ms (-1: none). Returns KV_RDB_OK or an error;
- * the db is unchanged on error. */
+ * with absolute expiry ttl_ms (-1: none; already past: the key is only
+ * deleted). Returns KV_RDB_OK or an error; the db is unchanged on error. */
 int kv_rdbobj_import(kv_db_t *db, const char *key, size_t klen, const void *payload, size_t n,
                      int64_t ttl_ms);
 

@@ -63,6 +63,11 @@ int kv_rdbobj_import(kv_db_t *db, const char *key, size_t klen, const void *payl
     int rc = kv_rdbobj_load_payload(payload, n, &v);
     if (rc) return rc;
     kv_db_delete(db, key, klen);
+    /* Expired in transit: the key is simply gone, as on its old shard. */
+    if (ttl_ms >= 0 && ttl_ms <= kv_db_now_ms()) {
+        kv_rdbobj_value_free(&v);
+        return KV_RDB_OK;
+    }
     kv_dict_entry *e = kv_rdbobj_store(db, key, klen, &v);
     if (!e) return KV_RDB_ENOMEM;
     if (ttl_ms >= 0) kv_db_expire_set(db, e, ttl_ms);

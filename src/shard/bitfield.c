@@ -124,7 +124,8 @@ static void bitfield_generic(kv_client_t *c, int ro)
         if (op.opcode != BF_GET) {
             long long v;
             readonly = 0;
-            if (highest < op.offset + (uint64_t) op.bits - 1) highest = op.offset + (uint64_t) op.bits - 1;
+            uint64_t last = op.offset + (uint64_t) op.bits - 1;
+            if (highest < last) highest = last;
             if (kv_bits_parse_ll(c, &c->argv[j + 3], &v)) goto done;
             op.i64 = v;
         }
@@ -133,7 +134,7 @@ static void bitfield_generic(kv_client_t *c, int ro)
             cap = cap ? cap * 2 : 4;
             bf_op *n = realloc(ops, sizeof(*ops) * (size_t) cap);
             if (!n) {
-                kv_reply_error_cstr(&c->out, "-OOM command not allowed when used memory > 'maxmemory'.");
+                kv_reply_error_cstr(&c->out, KV_ERR_OOM);
                 goto done;
             }
             ops = n;
@@ -168,7 +169,8 @@ static void bitfield_generic(kv_client_t *c, int ro)
             if (ops[i].sign)
                 kv_reply_int(&c->out, kv_bitfield_get_i(p, len, ops[i].offset, ops[i].bits));
             else
-                kv_reply_int(&c->out, (long long) kv_bitfield_get_u(p, len, ops[i].offset, ops[i].bits));
+                kv_reply_int(&c->out,
+                             (long long) kv_bitfield_get_u(p, len, ops[i].offset, ops[i].bits));
         } else {
             run_write(c, p, len, &ops[i]);
         }

@@ -175,14 +175,19 @@ int kv_bitfield_check_i(int64_t value, int64_t incr, int bits, kv_bf_overflow_e 
 {
     int64_t max = bits == 64 ? INT64_MAX : (int64_t) ((UINT64_C(1) << (bits - 1)) - 1);
     int64_t min = -max - 1;
+    /* Redis's checkSignedBitfieldOverflow, condition for condition, with
+     * its wrapping differences (done in uint64_t here, so defined). They
+     * matter for SET of a value far below the range: max - value wraps
+     * negative, so Redis reports an overflow (SAT stores the maximum)
+     * where exact arithmetic says underflow; users see that behaviour. */
+    int64_t maxincr = (int64_t) ((uint64_t) max - (uint64_t) value);
+    int64_t minincr = (int64_t) ((uint64_t) min - (uint64_t) value);
     int r = 0;
-    if (value > max) r = 1;
-    else if (value < min) r = -1;
-    /* max - value and min - value cannot overflow under these guards: for
-     * 64 bits only a non-negative value can overflow upwards (and only a
-     * negative one downwards); narrower fields leave headroom. */
-    else if (incr > 0 && (bits < 64 || value >= 0) && incr > max - value) r = 1;
-    else if (incr < 0 && (bits < 64 || value < 0) && incr < min - value) r = -1;
+    if (value > max || (bits != 64 && incr > maxincr) || (value >= 0 && incr > 0 && incr > maxincr))
+        r = 1;
+    else if (value < min || (bits != 64 && incr < minincr) ||
+             (value < 0 && incr < 0 && incr < minincr))
+        r = -1;
     if (r == 0) return 0;
     if (ow == KV_BF_SAT) {
         *res = r > 0 ? max : min;

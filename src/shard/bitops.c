@@ -169,7 +169,8 @@ static void bitcount_cmd(kv_client_t *c)
         if (fb == lb) {
             n = (uint64_t) __builtin_popcount(p[fb] & head & tail);
         } else {
-            n = (uint64_t) __builtin_popcount(p[fb] & head) + (uint64_t) __builtin_popcount(p[lb] & tail);
+            n = (uint64_t) __builtin_popcount(p[fb] & head) +
+                (uint64_t) __builtin_popcount(p[lb] & tail);
             n += kv_bitmap_popcount(p + fb + 1, (size_t) (lb - fb - 1));
         }
     } else {
@@ -265,7 +266,7 @@ static void bitop_cmd(kv_client_t *c)
     kv_reply_int(&c->out, (long long) maxlen);
     goto done;
 oom:
-    kv_reply_error_cstr(&c->out, "-OOM command not allowed when used memory > 'maxmemory'.");
+    kv_reply_error_cstr(&c->out, KV_ERR_OOM);
 done:
     free(res);
     free(len);
@@ -292,6 +293,7 @@ const kv_cmd_t kv_bitops_cmds[] = {
     { "lcs", -3, BIT_R, 1, 2, 1, KV_ROUTE_KEYS, kv_lcs_cmd, "string", "7.0.0",
       "Finds the longest common substring." },
     { "setbit", 4, BIT_W, 1, 1, 1, KV_ROUTE_KEY, setbit_cmd, "bitmap", "2.2.0",
-      "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist." },
+      "Sets or clears the bit at offset of the string value. Creates the key if it doesn't "
+      "exist." },
     { NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL },
 };

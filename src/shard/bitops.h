@@ -12,6 +12,12 @@
 #include "shard/conn.h"
 #include "shard/db.h"
 
+/* Reply to an allocation that failed (Redis would have refused the
+ * command at maxmemory instead). */
+#ifndef KV_ERR_OOM
+#define KV_ERR_OOM "-OOM command not allowed when used memory > 'maxmemory'."
+#endif
+
 /* A string value for reading: p/len stay valid until the keyspace
  * changes; an "int" value is formatted into ibuf (so a kv_bits_str must
  * not be copied while p is in use). exists = 0: no such key (p = "",

@@ -59,6 +59,18 @@ size_t kv_cmd_count(void) { return ncmds; }
 
 const kv_cmd_t *kv_cmd_at(size_t i) { return i < ncmds ? &table[i] : NULL; }
 
+KV_CMD_PART(kv_internal_cmds)
+
+/* Internal commands (shard to shard only): never found by clients. */
+const kv_cmd_t *kv_cmd_lookup_any(const char *name, size_t len)
+{
+    const kv_cmd_t *c = kv_cmd_lookup(name, len);
+    if (c) return c;
+    for (c = kv_internal_cmds; c && c->name; c++)
+        if (strlen(c->name) == len && !strncasecmp(c->name, name, len)) return c;
+    return NULL;
+}
+
 const kv_cmd_t *kv_cmd_lookup(const char *name, size_t len)
 {
     size_t lo = 0, hi = ncmds;

@@ -77,6 +77,8 @@ void kv_cmd_init(void);
 
 /* Case-insensitive lookup; NULL when unknown. */
 const kv_cmd_t *kv_cmd_lookup(const char *name, size_t len);
+/* The same, including the internal shard-to-shard commands. */
+const kv_cmd_t *kv_cmd_lookup_any(const char *name, size_t len);
 
 /* Number of commands, and the i-th in name order (COMMAND, COMMAND LIST). */
 size_t kv_cmd_count(void);

@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "event/ringio.h"
+#include "shard/chain.h"
 #include "shard/forward.h"
 #include "shard/gather.h"
 #include "shard/route.h"
@@ -100,6 +101,7 @@ static void part_done(kv_slot_t *s)
 {
     if (--s->outstanding > 0) return;
     if (s->combine) s->combine(s);
+    if (s->outstanding > 0) return;     /* a chain sent its next round */
     if (!s->client) {                   /* its client left meanwhile */
         slot_free(s);
         return;
@@ -239,7 +241,7 @@ static void on_req(uint32_t from, const char *p, size_t len)
         p += n;
     }
     kv_client_t *c = &F.remote;
-    const kv_cmd_t *cmd = argc ? kv_cmd_lookup(F.rargv[0].ptr, F.rargv[0].len) : NULL;
+    const kv_cmd_t *cmd = argc ? kv_cmd_lookup_any(F.rargv[0].ptr, F.rargv[0].len) : NULL;
     if (!cmd) kv_reply_error_cstr(&c->out, "internal error: unknown forwarded command");
     else {
         c->argc = (int) argc, c->argv = F.rargv;
@@ -340,12 +342,16 @@ static void run_on(kv_client_t *c, const kv_cmd_t *cmd, int owner)
 void kv_fwd_part(kv_slot_t *s, int part, int shard, const kv_cmd_t *cmd, int argc, kv_resp_arg *argv)
 {
     if (shard == F.self) {
-        call_into(s->client, cmd, argc, argv, &s->parts[part]);
+        /* The stand-in client: a part is a data command that needs no
+         * connection, and the real client may already be gone. */
+        call_into(&F.remote, cmd, argc, argv, &s->parts[part]);
         part_done(s);
     } else {
         send_req(s, part, shard, argc, argv);
     }
 }
+
+void kv_fwd_part_done(kv_slot_t *s) { part_done(s); }
 
 kv_slot_t *kv_fwd_slot(kv_client_t *c, int nparts, kv_gather_fn *combine)
 {
@@ -366,19 +372,21 @@ void kv_fwd_dispatch(kv_client_t *c, const kv_cmd_t *cmd)
         run_on(c, cmd, kv_route_shard(c->argv[cmd->first_key].ptr, c->argv[cmd->first_key].len));
         return;
     case KV_ROUTE_KEYS: {
-        int owner = kv_gather_single_owner(c, cmd);
+        int owner = kv_gather_single_owner(c, cmd), how;
         if (owner >= 0) run_on(c, cmd, owner);
-        else kv_gather_split(c, cmd);
+        else if ((how = kv_chain_route(c, cmd)) == KV_CHAIN_ERROR) run_here(c, cmd);
+        else if (how == KV_CHAIN_NO) kv_gather_split(c, cmd);
         return;
     }
     case KV_ROUTE_ALL:
         kv_gather_all(c, cmd);
         return;
     default: {
-        if (kv_gather_custom(c, cmd)) return;
-        int owner = kv_gather_single_owner(c, cmd);
+        int owner = cmd->first_key > 0 ? kv_gather_single_owner(c, cmd) : -1, how;
         if (owner >= 0) run_on(c, cmd, owner);
-        else kv_reply_error_cstr(&c->out, "-CROSSSLOT Keys in request don't hash to the same slot");
+        else if ((how = kv_chain_route(c, cmd)) == KV_CHAIN_ERROR) run_here(c, cmd);
+        else if (how == KV_CHAIN_NO)
+            kv_reply_error_cstr(&c->out, "-CROSSSLOT Keys in request don't hash to the same slot");
         return;
     }
     }

@@ -14,6 +14,9 @@ int kv_gather_single_owner(kv_client_t *c, const kv_cmd_t *cmd)
     int owner = -1;
     if (cmd->first_key <= 0) return kv_fwd_self();
     int last = last_key(cmd, c->argc), step = cmd->key_step > 0 ? cmd->key_step : 1;
+    /* Keys and values that do not pair up (MSET a b c): the handler here
+     * replies the error, and splitting would read past the arguments. */
+    if (last >= c->argc || (c->argc - cmd->first_key) % step != 0) return kv_fwd_self();
     for (int i = cmd->first_key; i <= last && i < c->argc; i += step) {
         int s = kv_route_shard(c->argv[i].ptr, c->argv[i].len);
         if (owner >= 0 && s != owner) return -1;
@@ -24,7 +27,7 @@ int kv_gather_single_owner(kv_client_t *c, const kv_cmd_t *cmd)
 
 /* ---- reading the parts' replies ------------------------------------------ */
 
-static char *flatten(kv_reply_buf *b, size_t *len)
+char *kv_gather_flatten(kv_reply_buf *b, size_t *len)
 {
     size_t n = kv_reply_buf_len(b), off = 0;
     char *flat = malloc(n + 1);
@@ -79,7 +82,7 @@ static void combine_with(kv_slot_t *s, combine_fn *fn)
 {
     char *flat[s->nparts];
     size_t len[s->nparts];
-    for (int i = 0; i < s->nparts; i++) flat[i] = flatten(&s->parts[i], &len[i]);
+    for (int i = 0; i < s->nparts; i++) flat[i] = kv_gather_flatten(&s->parts[i], &len[i]);
     if (!first_error(s, flat, len)) {
         if (fn) fn(s, flat, len);
         else s->cmd->combine(&s->out, s->nparts, flat, len);
@@ -217,81 +220,4 @@ void kv_gather_all(kv_client_t *c, const kv_cmd_t *cmd)
     kv_slot_t *s = kv_fwd_slot(c, n, fn);
     s->cmd = cmd;
     for (int sh = 0; sh < n; sh++) kv_fwd_part(s, sh, sh, cmd, c->argc, c->argv);
-}
-
-/* ---- SCAN across shards ---------------------------------------------------------
- *
- * The client's cursor carries the shard in its top 16 bits and that
- * shard's own cursor in the low 48: shard 0's cursors look like Redis's.
- * When a shard's iteration ends (its cursor 0), the next cursor starts the
- * next shard; after the last shard it is 0. Every shard keeps Redis's
- * guarantee, so the whole iteration does too.
- */
-#define SCAN_LOCAL_BITS 48
-#define SCAN_LOCAL_MASK ((1ULL << SCAN_LOCAL_BITS) - 1)
-
-static void scan_fn(kv_slot_t *s, char **flat, size_t *len)
-{
-    int shard = *(int *) s->cdata, n = kv_route_nshards();
-    const char *p = flat[0], *end = flat[0] + len[0];
-    /* "*2\r\n$N\r\n<cursor>\r\n<array of keys>" */
-    const char *bulk = memchr(p, '\n', len[0]);
-    const char *num = bulk ? memchr(bulk + 1, '\n', (size_t) (end - bulk - 1)) : NULL;
-    if (!num) {
-        kv_reply_raw(&s->out, flat[0], len[0]);
-        return;
-    }
-    num++;
-    unsigned long long local = strtoull(num, NULL, 10), next;
-    const char *rest = memchr(num, '\n', (size_t) (end - num));
-    rest = rest ? rest + 1 : end;
-    if (local != 0) next = ((unsigned long long) shard << SCAN_LOCAL_BITS) | local;
-    else next = shard + 1 < n ? (unsigned long long) (shard + 1) << SCAN_LOCAL_BITS : 0;
-    char buf[24];
-    int bl = snprintf(buf, sizeof(buf), "%llu", next);
-    kv_reply_array(&s->out, 2);
-    kv_reply_bulk(&s->out, buf, (size_t) bl);
-    kv_reply_raw(&s->out, rest, (size_t) (end - rest));
-}
-static void combine_scan(kv_slot_t *s) { combine_with(s, scan_fn); }
-
-static void scan_route(kv_client_t *c, const kv_cmd_t *cmd)
-{
-    char *endp;
-    const char *cur = c->argv[1].ptr;
-    char tmp[32];
-    if (c->argv[1].len == 0 || c->argv[1].len >= sizeof(tmp)) goto invalid;
-    memcpy(tmp, cur, c->argv[1].len);
-    tmp[c->argv[1].len] = '\0';
-    if (tmp[0] == '-' || tmp[0] == '+') goto invalid;
-    unsigned long long v = strtoull(tmp, &endp, 10);
-    if (*endp) goto invalid;
-    int shard = (int) (v >> SCAN_LOCAL_BITS);
-    if (shard >= kv_route_nshards()) goto invalid;
-    char local[24];
-    int ll = snprintf(local, sizeof(local), "%llu", v & SCAN_LOCAL_MASK);
-    kv_resp_arg *argv = malloc(sizeof(*argv) * (size_t) c->argc);
-    int *cd = malloc(sizeof(int));
-    if (!argv || !cd) abort();
-    memcpy(argv, c->argv, sizeof(*argv) * (size_t) c->argc);
-    argv[1].ptr = local;
-    argv[1].len = (size_t) ll;
-    *cd = shard;
-    kv_slot_t *s = kv_fwd_slot(c, 1, combine_scan);
-    s->cdata = cd;
-    s->cmd = cmd;
-    kv_fwd_part(s, 0, shard, cmd, c->argc, argv);
-    free(argv);
-    return;
-invalid:
-    kv_reply_error_cstr(&c->out, "invalid cursor");
-}
-
-int kv_gather_custom(kv_client_t *c, const kv_cmd_t *cmd)
-{
-    if (!strcmp(cmd->name, "scan")) {
-        scan_route(c, cmd);
-        return 1;
-    }
-    return 0;
 }

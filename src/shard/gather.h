@@ -36,14 +36,16 @@ struct kv_slot_s {
 int  kv_gather_single_owner(kv_client_t *c, const kv_cmd_t *cmd);
 /* Split a KEYS-routed command over the shards of its keys. */
 void kv_gather_split(kv_client_t *c, const kv_cmd_t *cmd);
-/* Commands with routing of their own (SCAN): 1 when handled. */
-int  kv_gather_custom(kv_client_t *c, const kv_cmd_t *cmd);
 /* Run on every shard and combine. */
 void kv_gather_all(kv_client_t *c, const kv_cmd_t *cmd);
 
 /* forward.c's side, for gather.c. */
 kv_slot_t *kv_fwd_slot(kv_client_t *c, int nparts, kv_gather_fn *combine);
 void kv_fwd_part(kv_slot_t *s, int part, int shard, const kv_cmd_t *cmd, int argc, kv_resp_arg *argv);
+/* A part finished without kv_fwd_part (or a chain's first step). */
+void kv_fwd_part_done(kv_slot_t *s);
+/* A part's reply as one NUL-terminated string (the buffer is emptied). */
+char *kv_gather_flatten(kv_reply_buf *b, size_t *len);
 int  kv_fwd_self(void);
 
 #endif

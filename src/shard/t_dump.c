@@ -16,6 +16,9 @@
 #include "shard/db.h"
 #include "shard/t_util.h"
 
+#ifndef KV_ERR_OOM
+#define KV_ERR_OOM "-OOM command not allowed when used memory > 'maxmemory'."
+#endif
 #define KV_LRU_CLOCK_MAX ((1u << 24) - 1) /* db.c's 24-bit LRU clock, in s */
 
 static void dump_cmd(kv_client_t *c)
@@ -29,7 +32,7 @@ static void dump_cmd(kv_client_t *c)
     kv_rdb_buf_init(&b);
     int rc = kv_rdbobj_dump(&b, kv_db_obj(e));
     if (rc == KV_RDB_OK) kv_reply_bulk(&c->out, b.p, b.len);
-    else if (rc == KV_RDB_ENOMEM) kv_reply_error_cstr(&c->out, "-OOM command not allowed when used memory > 'maxmemory'.");
+    else if (rc == KV_RDB_ENOMEM) kv_reply_error_cstr(&c->out, KV_ERR_OOM);
     else kv_reply_error_cstr(&c->out, "DUMP is not supported for this type yet");
     kv_rdb_buf_free(&b);
 }
@@ -39,7 +42,8 @@ static void dump_cmd(kv_client_t *c)
 static void set_lru_lfu(kv_db_t *db, kv_obj *o, long long freq, long long idle, uint32_t clock)
 {
     if (freq >= 0) {
-        if (db->lfu) o->lru = (uint32_t) (((kv_time_unix_ms() / 60000) & 65535) << 8) | (uint32_t) freq;
+        uint32_t minutes = (uint32_t) (kv_time_unix_ms() / 60000) & 65535;
+        if (db->lfu) o->lru = (minutes << 8) | (uint32_t) freq;
     } else if (idle >= 0 && !db->lfu) {
         long long abs = (long long) clock - idle;
         if (abs < 0) abs = (long long) ((clock + KV_LRU_CLOCK_MAX / 2) % KV_LRU_CLOCK_MAX);
@@ -110,7 +114,7 @@ static void restore_cmd(kv_client_t *c)
     }
     kv_dict_entry *e = kv_rdbobj_store(c->db, key->ptr, key->len, &v);
     if (!e) {
-        kv_reply_error_cstr(&c->out, "-OOM command not allowed when used memory > 'maxmemory'.");
+        kv_reply_error_cstr(&c->out, KV_ERR_OOM);
         return;
     }
     if (ttl) e = kv_db_expire_set(c->db, e, ttl);

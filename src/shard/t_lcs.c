@@ -23,8 +23,8 @@ typedef struct {
 } lcs_range;
 
 /* Length of the LCS with two rows: O(blen) memory. */
-static uint32_t lcs_len(const unsigned char *a, uint32_t alen, const unsigned char *b, uint32_t blen,
-                        uint32_t *row)
+static uint32_t lcs_len(const unsigned char *a, uint32_t alen, const unsigned char *b,
+                        uint32_t blen, uint32_t *row)
 {
     uint32_t *prev = row, *cur = row + blen + 1;
     memset(prev, 0, sizeof(uint32_t) * (blen + 1));
@@ -78,7 +78,8 @@ void kv_lcs_cmd(kv_client_t *c)
         }
     }
     if (getidx && getlen) {
-        kv_reply_error_cstr(&c->out, "If you want both the length and indexes, please just use IDX.");
+        kv_reply_error_cstr(&c->out,
+                            "If you want both the length and indexes, please just use IDX.");
         return;
     }
     if (sa.len >= UINT32_MAX - 1 || sb.len >= UINT32_MAX - 1) {
@@ -89,8 +90,8 @@ void kv_lcs_cmd(kv_client_t *c)
     const unsigned char *a = sa.p, *b = sb.p;
     uint64_t cells = (uint64_t) (alen + 1) * (blen + 1);
     if (cells * sizeof(uint32_t) > (uint64_t) KV_STRING_MAX) {
-        kv_reply_error_cstr(&c->out,
-                            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
+        kv_reply_error_cstr(&c->out, "Insufficient memory, transient memory for LCS exceeds "
+                                     "proto-max-bulk-len");
         return;
     }
     if (getlen) {

@@ -299,6 +299,58 @@ static void test_fuzz(void **state)
     }
 }
 
+/* Through the keyspace: DUMP of stored values (int, embstr, raw, with a
+ * TTL) and moving them to another db, as the router does between shards. */
+static void test_db_export_import(void **state)
+{
+    (void)state;
+    kv_db_t *a = kv_db_new(), *b = kv_db_new();
+    unsigned char *big = gen('t', 5000);
+    kv_db_set_str(a, "s", 1, "foo", 3, 0);
+    kv_db_set_ll(a, "i", 1, 12, 0);
+    kv_db_set_str(a, "n", 1, "-129", 4, 0);
+    kv_db_set_str(a, "big", 3, (const char *)big, 5000, 0);
+    kv_dict_entry *e = kv_db_set_str(a, "t", 1, "with ttl", 8, 0);
+    int64_t when = kv_db_now_ms() + 100000;
+    kv_db_expire_set(a, e, when);
+    const char *keys[] = {"s", "i", "n", "big", "t"};
+    for (size_t k = 0; k < 5; k++) {
+        size_t kl = strlen(keys[k]);
+        kv_dict_entry *src = kv_db_find(a, keys[k], kl, 0);
+        kv_rdb_buf buf;
+        int64_t ttl;
+        assert_non_null(src);
+        kv_rdb_buf_init(&buf);
+        assert_int_equal(kv_rdbobj_export(src, &buf, &ttl), KV_RDB_OK);
+        assert_int_equal(ttl, k == 4 ? when : -1);
+        if (k == 0) { /* redis-server's DUMP of "foo" */
+            assert_memory_equal(small_vec[21].v, "foo", 3);
+            assert_int_equal(buf.len, small_vec[21].dlen);
+            assert_memory_equal(buf.p, small_vec[21].dump, buf.len);
+        }
+        kv_db_set_str(b, keys[k], kl, "old", 3, 0); /* import replaces */
+        assert_int_equal(kv_rdbobj_import(b, keys[k], kl, buf.p, buf.len, ttl), KV_RDB_OK);
+        kv_dict_entry *dst = kv_db_find(b, keys[k], kl, 0);
+        assert_non_null(dst);
+        char b1[KV_DB_INTBUF], b2[KV_DB_INTBUF];
+        size_t l1, l2;
+        src = kv_db_find(a, keys[k], kl, 0);
+        const char *p1 = kv_db_str(kv_db_obj(src), b1, &l1), *p2 = kv_db_str(kv_db_obj(dst), b2, &l2);
+        assert_int_equal(l1, l2);
+        assert_memory_equal(p1, p2, l1);
+        assert_int_equal(kv_db_obj(src)->enc, kv_db_obj(dst)->enc);
+        assert_int_equal(kv_db_expire_get(kv_db_obj(dst)), ttl);
+        /* a corrupt payload changes nothing */
+        buf.p[buf.len - 1] ^= 1;
+        assert_int_not_equal(kv_rdbobj_import(b, keys[k], kl, buf.p, buf.len, -1), KV_RDB_OK);
+        assert_non_null(kv_db_find(b, keys[k], kl, 0));
+        kv_rdb_buf_free(&buf);
+    }
+    free(big);
+    kv_db_free(a);
+    kv_db_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +358,7 @@ int main(void)
         cmocka_unit_test(test_lengths),        cmocka_unit_test(test_verify),
         cmocka_unit_test(test_types),          cmocka_unit_test(test_lzf_claims),
         cmocka_unit_test(test_random_roundtrip), cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_db_export_import),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
