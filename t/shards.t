@@ -22,6 +22,7 @@ sub counts {
 sub owner_of {
     my ($key) = @_;
     my $c = $k->connect;
+    sleep 0.25;                 # counters publish every 100 ms: let them settle
     my $before = counts();
     $c->cmd('EXISTS', $key) for 1 .. 50;
     my ($owner, $after);

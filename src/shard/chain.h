@@ -17,4 +17,8 @@ enum {
 /* MSETNX, RENAME, RENAMENX, COPY whose keys span shards, and SCAN. */
 int kv_chain_route(kv_client_t *c, const kv_cmd_t *cmd);
 
+/* Any other command whose keys span shards: copy every key here into a
+ * scratch keyspace, run the command on it, write back what changed. */
+void kv_chain_scatter(kv_client_t *c, const kv_cmd_t *cmd);
+
 #endif

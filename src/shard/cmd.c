@@ -52,6 +52,15 @@ void kv_cmd_init(void)
     for (size_t p = 0; p < sizeof(parts) / sizeof(parts[0]); p++)
         for (const kv_cmd_t *c = parts[p]; c && c->name; c++) t[n++] = *c;
     qsort(t, n, sizeof(*t), by_name);
+    /* Redis's "movablekeys" commands: the router must read their keys from
+     * the arguments (kv_gather_keys), not from first/last/step. */
+    static const char *const movable[] = {
+        "zunion", "zinter", "zdiff", "zintercard", "sintercard", "lmpop", "zmpop", "zunionstore",
+        "zinterstore", "zdiffstore", "blmpop", "bzmpop", "xread", "xreadgroup", "sort", NULL,
+    };
+    for (size_t i = 0; i < n; i++)
+        for (int m = 0; movable[m]; m++)
+            if (!strcmp(t[i].name, movable[m])) t[i].flags |= KV_CMD_MOVABLE;
     table = t, ncmds = n;
 }
 

@@ -45,6 +45,8 @@ enum {
     KV_CMD_NOSCRIPT = 1 << 9,
     KV_CMD_BLOCKING = 1 << 10,
     KV_CMD_RANDOM   = 1 << 11,  /* non-deterministic output               */
+    KV_CMD_MOVABLE  = 1 << 12,  /* keys found by numkeys/STREAMS/STORE (set
+                                   by kv_cmd_init, see gather.c)          */
 };
 
 /* How the router treats a command (route.c). */

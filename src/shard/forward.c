@@ -360,6 +360,8 @@ kv_slot_t *kv_fwd_slot(kv_client_t *c, int nparts, kv_gather_fn *combine)
 
 int kv_fwd_self(void) { return F.self; }
 
+kv_server_t *kv_fwd_server(void) { return F.srv; }
+
 void kv_fwd_dispatch(kv_client_t *c, const kv_cmd_t *cmd)
 {
     int n = kv_route_nshards();
@@ -369,8 +371,11 @@ void kv_fwd_dispatch(kv_client_t *c, const kv_cmd_t *cmd)
     }
     switch (cmd->route) {
     case KV_ROUTE_KEY:
-        run_on(c, cmd, kv_route_shard(c->argv[cmd->first_key].ptr, c->argv[cmd->first_key].len));
-        return;
+        if (!(cmd->flags & KV_CMD_MOVABLE)) {
+            run_on(c, cmd, kv_route_shard(c->argv[cmd->first_key].ptr, c->argv[cmd->first_key].len));
+            return;
+        }
+        __attribute__((fallthrough));   /* its keys are more than first_key */
     case KV_ROUTE_KEYS: {
         int owner = kv_gather_single_owner(c, cmd), how;
         if (owner >= 0) run_on(c, cmd, owner);
@@ -385,8 +390,7 @@ void kv_fwd_dispatch(kv_client_t *c, const kv_cmd_t *cmd)
         int owner = cmd->first_key > 0 ? kv_gather_single_owner(c, cmd) : -1, how;
         if (owner >= 0) run_on(c, cmd, owner);
         else if ((how = kv_chain_route(c, cmd)) == KV_CHAIN_ERROR) run_here(c, cmd);
-        else if (how == KV_CHAIN_NO)
-            kv_reply_error_cstr(&c->out, "-CROSSSLOT Keys in request don't hash to the same slot");
+        else if (how == KV_CHAIN_NO) kv_chain_scatter(c, cmd);
         return;
     }
     }

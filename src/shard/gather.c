@@ -1,6 +1,8 @@
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "shard/chain.h"
 #include "shard/gather.h"
 #include "shard/route.h"
 
@@ -9,20 +11,85 @@ static int last_key(const kv_cmd_t *cmd, int argc)
     return cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
 }
 
+/* A numkeys argument: 1..max, or -1. */
+static int numkeys_at(kv_client_t *c, int i, int max)
+{
+    if (i >= c->argc || c->argv[i].len == 0 || c->argv[i].len > 10) return -1;
+    long long n = 0;
+    for (size_t j = 0; j < c->argv[i].len; j++) {
+        char ch = c->argv[i].ptr[j];
+        if (ch < '0' || ch > '9') return -1;
+        n = n * 10 + (ch - '0');
+    }
+    return n >= 1 && n <= max ? (int) n : -1;
+}
+
+static int add_range(int *idx, int n, int from, int count)
+{
+    for (int k = 0; k < count; k++) idx[n++] = from + k;
+    return n;
+}
+
+/*
+ * The argument positions of every key of the command (Redis's key specs,
+ * including the "movablekeys" forms the table's first/last/step cannot
+ * say: numkeys, STREAMS). idx must hold argc entries. Returns the count,
+ * or -1 when the arguments are malformed (the handler will say so).
+ */
+int kv_gather_keys(kv_client_t *c, const kv_cmd_t *cmd, int *idx)
+{
+    const char *name = cmd->name;
+    int argc = c->argc, n = 0, nk;
+    if (!strcmp(name, "zunion") || !strcmp(name, "zinter") || !strcmp(name, "zdiff")
+        || !strcmp(name, "zintercard") || !strcmp(name, "sintercard")
+        || !strcmp(name, "lmpop") || !strcmp(name, "zmpop")) {
+        if ((nk = numkeys_at(c, 1, argc - 2)) < 0) return -1;
+        return add_range(idx, 0, 2, nk);
+    }
+    if (!strcmp(name, "zunionstore") || !strcmp(name, "zinterstore") || !strcmp(name, "zdiffstore")) {
+        if ((nk = numkeys_at(c, 2, argc - 3)) < 0) return -1;
+        idx[n++] = 1;
+        return add_range(idx, n, 3, nk);
+    }
+    if (!strcmp(name, "blmpop") || !strcmp(name, "bzmpop")) {
+        if ((nk = numkeys_at(c, 2, argc - 3)) < 0) return -1;
+        return add_range(idx, 0, 3, nk);
+    }
+    if (!strcmp(name, "xread") || !strcmp(name, "xreadgroup")) {
+        for (int i = 1; i < argc; i++) {
+            if (c->argv[i].len == 7 && !strncasecmp(c->argv[i].ptr, "streams", 7)) {
+                int rest = argc - i - 1;
+                if (rest <= 0 || rest % 2) return -1;
+                return add_range(idx, 0, i + 1, rest / 2);
+            }
+        }
+        return -1;
+    }
+    if (cmd->first_key <= 0) return 0;
+    int last = last_key(cmd, argc), step = cmd->key_step > 0 ? cmd->key_step : 1;
+    /* Keys and values that do not pair up (MSET a b c): the handler
+     * replies the error, and splitting would read past the arguments. */
+    if (last >= argc || last < cmd->first_key || (step > 1 && (argc - cmd->first_key) % step != 0))
+        return -1;
+    for (int i = cmd->first_key; i <= last; i += step) idx[n++] = i;
+    if (!strcmp(name, "sort")) {                     /* ... STORE dst */
+        for (int i = 2; i + 1 < argc; i++)
+            if (c->argv[i].len == 5 && !strncasecmp(c->argv[i].ptr, "store", 5)) idx[n++] = ++i;
+    }
+    return n;
+}
+
 int kv_gather_single_owner(kv_client_t *c, const kv_cmd_t *cmd)
 {
-    int owner = -1;
-    if (cmd->first_key <= 0) return kv_fwd_self();
-    int last = last_key(cmd, c->argc), step = cmd->key_step > 0 ? cmd->key_step : 1;
-    /* Keys and values that do not pair up (MSET a b c): the handler here
-     * replies the error, and splitting would read past the arguments. */
-    if (last >= c->argc || (c->argc - cmd->first_key) % step != 0) return kv_fwd_self();
-    for (int i = cmd->first_key; i <= last && i < c->argc; i += step) {
-        int s = kv_route_shard(c->argv[i].ptr, c->argv[i].len);
+    int owner = -1, idx[c->argc + 1];
+    int n = kv_gather_keys(c, cmd, idx);
+    if (n <= 0) return kv_fwd_self();   /* no keys, or the handler's error */
+    for (int k = 0; k < n; k++) {
+        int s = kv_route_shard(c->argv[idx[k]].ptr, c->argv[idx[k]].len);
         if (owner >= 0 && s != owner) return -1;
         owner = s;
     }
-    return owner < 0 ? kv_fwd_self() : owner;
+    return owner;
 }
 
 /* ---- reading the parts' replies ------------------------------------------ */
@@ -168,7 +235,7 @@ void kv_gather_split(kv_client_t *c, const kv_cmd_t *cmd)
     kv_gather_fn *fn = cmd->combine ? combine_cmd : combiner_for(cmd->name);
     int n = kv_route_nshards();
     if (!fn || cmd->first_key != 1) {
-        kv_reply_error_cstr(&c->out, "-CROSSSLOT Keys in request don't hash to the same slot");
+        kv_chain_scatter(c, cmd);       /* run it on copies of its keys */
         return;
     }
     int step = cmd->key_step > 0 ? cmd->key_step : 1;

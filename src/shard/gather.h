@@ -32,7 +32,11 @@ struct kv_slot_s {
     kv_reply_buf   parts[];     /* with combine: one buffer per part      */
 };
 
-/* The shard owning every key of the command, or -1 when they span shards. */
+/* The argument positions of the command's keys (idx holds argc entries):
+ * their count, or -1 when the arguments are malformed. */
+int  kv_gather_keys(kv_client_t *c, const kv_cmd_t *cmd, int *idx);
+/* The shard owning every key of the command, or -1 when they span shards
+ * (malformed arguments: this worker, whose handler will reply the error). */
 int  kv_gather_single_owner(kv_client_t *c, const kv_cmd_t *cmd);
 /* Split a KEYS-routed command over the shards of its keys. */
 void kv_gather_split(kv_client_t *c, const kv_cmd_t *cmd);
@@ -47,5 +51,6 @@ void kv_fwd_part_done(kv_slot_t *s);
 /* A part's reply as one NUL-terminated string (the buffer is emptied). */
 char *kv_gather_flatten(kv_reply_buf *b, size_t *len);
 int  kv_fwd_self(void);
+kv_server_t *kv_fwd_server(void);
 
 #endif
