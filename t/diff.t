@@ -8,6 +8,7 @@
 #   KEVY_DIFF_VERBOSE=1 ...                       every mismatch, not 10
 #   KEVY_DIFF_SHOW=1 prove -v ...                 print redis's reply to every line
 #   KEVY_DIFF_DIR=/some/dir ...                   corpora from another directory
+#   KEVY_DIFF_TIMEOUT=30 ...                      seconds to wait for each reply (10)
 use strict;
 use warnings;
 use Test::More;
@@ -48,6 +49,11 @@ subtest 'runner self-check' => sub {
     ok(!KevyDiff::same_reply("*2\r\n:1\r\n:1\r\n", "*2\r\n:1\r\n:2\r\n", 'unordered'), 'multiset differs');
     ok(!KevyDiff::same_reply("*2\r\n:1\r\n:2\r\n", "*2\r\n:2\r\n:1\r\n", 'compare'), 'order matters by default');
     ok(!KevyDiff::same_reply("*0\r\n", "*-1\r\n", 'unordered'), 'empty vs null array');
+    my ($s1, $s2) = ("*2\r\n\$1\r\n0\r\n*2\r\n\$1\r\na\r\n\$1\r\nb\r\n", "*2\r\n\$1\r\n0\r\n*2\r\n\$1\r\nb\r\n\$1\r\na\r\n");
+    ok(!KevyDiff::same_reply($s1, $s2, 'unordered'), 'unordered: nested order matters');
+    ok(KevyDiff::same_reply($s1, $s2, 'unordered-deep'), 'unordered-deep: nested multiset');
+    ok(!KevyDiff::same_reply($s1, "*2\r\n\$1\r\n0\r\n*2\r\n\$1\r\na\r\n\$1\r\na\r\n", 'unordered-deep'),
+       'unordered-deep: counts matter');
 };
 
 my $redis = KevyDiff::Redis->new;

@@ -467,6 +467,8 @@ static void chain_run(kv_client_t *c, chain_t *ch, int nparts)
 {
     kv_slot_t *s = kv_fwd_slot(c, nparts, chain_combine);
     s->cdata = ch;
+    s->barrier = 1;                     /* later commands wait for it */
+    c->barrier = 1;
     s->outstanding = 1;                 /* step 0 reads no replies */
     kv_fwd_part_done(s);
 }

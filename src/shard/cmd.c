@@ -130,12 +130,11 @@ void kv_cmd_reply_arity(kv_client_t *c, const kv_cmd_t *cmd)
 void kv_cmd_dispatch(kv_client_t *c)
 {
     const kv_cmd_t *cmd = kv_cmd_lookup(c->argv[0].ptr, c->argv[0].len);
-    if (!cmd) {
-        reply_unknown(c);
-        return;
-    }
-    if (!kv_cmd_arity_ok(cmd, c->argc)) {
-        kv_cmd_reply_arity(c, cmd);
+    if (!cmd || !kv_cmd_arity_ok(cmd, c->argc)) {
+        kv_slot_t *held = kv_fwd_hold(c);
+        if (!cmd) reply_unknown(c);
+        else kv_cmd_reply_arity(c, cmd);
+        kv_fwd_release(c, held);
         return;
     }
     kv_fwd_dispatch(c, cmd);

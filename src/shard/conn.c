@@ -37,6 +37,8 @@ static void sweep_cb(uv_timer_t *t)
 {
     kv_server_t *s = t->data;
     uint64_t limit = s->conf->timeout_s * 1000, now = uv_now(s->loop);
+    s->ops_sec = s->commands - s->ops_prev;     /* INFO instantaneous_ops_per_sec */
+    s->ops_prev = s->commands;
     if (limit == 0) return;
     for (kv_client_t *c = s->clients; c; c = c->next) {
         if (c->closing || c->slots_head || now - c->last_ms <= limit) continue;
@@ -196,19 +198,23 @@ static int refuse_unauthenticated(kv_client_t *c)
 {
     const kv_cmd_t *cmd = kv_cmd_lookup(c->argv[0].ptr, c->argv[0].len);
     if (!cmd || !kv_cmd_arity_ok(cmd, c->argc) || (cmd->flags & KV_CMD_NOAUTH)) return 0;
+    kv_slot_t *held = kv_fwd_hold(c);
     kv_reply_error_cstr(&c->out, "-NOAUTH Authentication required.");
+    kv_fwd_release(c, held);
     return 1;
 }
 
 static void process_input(kv_client_t *c)
 {
-    int rc;
+    int rc = KV_RESP_NEED_MORE;
     const kv_conf_t *conf = c->srv->conf;
+    c->in_input = 1;
     /* Limits may change at any time (CONFIG SET, reload): two stores here
      * keep every client current without a walk over all of them. */
     c->parser.max_bulk_len = (long long) conf->proto_max_bulk_len;
     c->parser.unauth = kv_client_auth_needed(c);
-    while (!c->close_after_reply && (rc = kv_resp_parse(&c->parser, c->qbuf, c->qlen)) == KV_RESP_OK) {
+    while (!c->close_after_reply && !c->barrier
+           && (rc = kv_resp_parse(&c->parser, c->qbuf, c->qlen)) == KV_RESP_OK) {
         c->argc = c->parser.argc;
         c->argv = c->parser.argv;
         size_t n = c->argv[0].len < sizeof(c->lastcmd) ? c->argv[0].len : sizeof(c->lastcmd);
@@ -218,8 +224,11 @@ static void process_input(kv_client_t *c)
         kv_cmd_dispatch(c);
         c->parser.unauth = kv_client_auth_needed(c);   /* AUTH, RESET */
     }
+    c->in_input = 0;
     if (!c->close_after_reply && rc == KV_RESP_ERR) {
+        kv_slot_t *held = kv_fwd_hold(c);
         kv_reply_errorf(&c->out, "%s", c->parser.err);
+        kv_fwd_release(c, held);
         kv_log_verbose("protocol error from client id=%llu: %s", (unsigned long long) c->id,
                        c->parser.err);
         kv_client_close_after_reply(c);
@@ -309,6 +318,15 @@ static void flush_output(kv_client_t *c)
 }
 
 void kv_client_flush(kv_client_t *c) { flush_output(c); }
+
+void kv_client_resume(kv_client_t *c)
+{
+    c->barrier = 0;
+    /* Inside process_input (the chain finished at once) its loop goes on. */
+    if (c->in_input || c->closing || c->paused) return;
+    process_input(c);
+    flush_output(c);
+}
 
 /* ---- accept / shutdown ----------------------------------------------------------- */
 

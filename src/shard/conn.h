@@ -35,6 +35,8 @@ typedef struct kv_server_s {
     uint64_t        stat_rejected;  /* refused by maxclients              */
     uint64_t        stat_net_in, stat_net_out;   /* bytes                 */
     uint64_t        start_unix_ms;  /* when this worker started           */
+    uint64_t        ops_sec, ops_prev;  /* commands in the last second    */
+    uint64_t        mem_peak;       /* INFO used_memory_peak              */
     uv_timer_t      sweep;          /* idle timeout, once a second        */
     void           *data;
     void          (*on_drained)(struct kv_server_s *);   /* last client gone */
@@ -69,6 +71,9 @@ struct kv_client_s {
     uint8_t         dbnum;          /* SELECT: always 0 (one database)    */
     char            addr[64], laddr[64];  /* cached by kv_client_addr     */
     unsigned        writing:1, close_after_reply:1, closing:1, paused:1;
+    /* A multi-round command (chain.c) is still executing: the client's
+     * next commands wait, so they see its effects (RENAME a b; GET b). */
+    unsigned        barrier:1, in_input:1;
     unsigned        authed:1, no_evict:1;
 };
 
@@ -87,6 +92,9 @@ void kv_client_close_after_reply(kv_client_t *c);
 
 /* Write what is queued (used when a forwarded reply completes). */
 void kv_client_flush(kv_client_t *c);
+
+/* The barrier is lifted: go on with the commands already read. */
+void kv_client_resume(kv_client_t *c);
 
 /* CLIENT KILL: close c now (its unsent replies are dropped), or after
  * this reply when c is the client running the command. */

@@ -1,17 +1,12 @@
 /* The keyspace: values inside dict entries, expiry, LRU/LFU. See db.h. */
 #include "shard/db.h"
 
-#include <ctype.h>
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/time.h"
 
-#define LRU_CLOCK_MAX ((1u << 24) - 1)
-#define LFU_INIT_VAL 5
 #define EXPIRE_KEYS_PER_LOOP 20 /* Redis ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP */
 #define EXPIRE_STALE_PCT 10     /* Redis 7.0 acceptable stale share */
 #define EXPIRE_SLOW_CPU_PCT 25  /* Redis ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC */
@@ -30,8 +25,6 @@ static void *xrealloc(void *p, size_t n)
 
 int64_t kv_db_now_ms(void) { return (int64_t)kv_time_unix_ms(); }
 
-static uint32_t lru_clock_now(void) { return (uint32_t)(kv_time_unix_ms() / 1000) & LRU_CLOCK_MAX; }
-static uint32_t lfu_minutes(void) { return (uint32_t)(kv_time_unix_ms() / 60000) & 65535; }
 
 void kv_db_register_type(uint8_t type, const kv_db_type_ops *ops)
 {
@@ -43,7 +36,7 @@ kv_db_t *kv_db_new(void)
     kv_db_t *db = xrealloc(NULL, sizeof *db);
     memset(db, 0, sizeof *db);
     db->dict = kv_dict_new();
-    db->lruclock = lru_clock_now();
+    db->lruclock = kv_db_lru_clock_now();
     db->lfu_log_factor = 10;
     db->lfu_decay_time = 1;
     return db;
@@ -168,55 +161,6 @@ size_t kv_db_mem(const kv_db_t *db)
     return sizeof *db + db->mem_values + kv_dict_mem(db->dict) + db->ttl_cap * sizeof *db->ttl;
 }
 
-/* ---- LRU / LFU ------------------------------------------------------- */
-
-static unsigned lfu_decr(const kv_db_t *db, uint32_t lru)
-{
-    unsigned long ldt = lru >> 8, counter = lru & 255, now = lfu_minutes();
-    unsigned long elapsed = now >= ldt ? now - ldt : 65535 - ldt + now;
-    unsigned long periods = db->lfu_decay_time ? elapsed / db->lfu_decay_time : 0;
-    if (periods) counter = periods > counter ? 0 : counter - periods;
-    return (unsigned)counter;
-}
-
-static inline uint32_t clock_init(const kv_db_t *db)
-{
-    return db->lfu ? (lfu_minutes() << 8) | LFU_INIT_VAL : db->lruclock;
-}
-
-void kv_db_touch(kv_db_t *db, kv_obj *o)
-{
-    if (!db->lfu) {
-        o->lru = db->lruclock;
-        return;
-    }
-    unsigned counter = lfu_decr(db, o->lru);
-    if (counter < 255) { /* Redis's LFULogIncr */
-        double r = (double)rand() / RAND_MAX;
-        double base = counter > LFU_INIT_VAL ? counter - LFU_INIT_VAL : 0;
-        if (r < 1.0 / (base * db->lfu_log_factor + 1)) counter++;
-    }
-    o->lru = (lfu_minutes() << 8) | counter;
-}
-
-long long kv_db_idle_seconds(const kv_db_t *db, const kv_obj *o)
-{
-    uint32_t now = db->lruclock; /* the cached clock, as Redis's LRU_CLOCK() */
-    uint32_t lru = o->lru & LRU_CLOCK_MAX;
-    return now >= lru ? now - lru : now + (LRU_CLOCK_MAX - lru);
-}
-
-unsigned kv_db_lfu_freq(const kv_db_t *db, kv_obj *o) { return lfu_decr(db, o->lru); }
-
-long long kv_db_refcount(const kv_db_t *db, const kv_obj *o)
-{
-    if (o->type == KV_TYPE_STRING && o->enc == KV_ENC_INT && !db->no_shared_ints) {
-        int64_t v = *(int64_t *)kv_db_payload(o);
-        if (v >= 0 && v < KV_SHARED_INTEGERS) return KV_SHARED_REFCOUNT;
-    }
-    return 1;
-}
-
 /* ---- lookup / expiry --------------------------------------------------- */
 
 static void expire_entry(kv_db_t *db, kv_dict_entry *e)
@@ -320,7 +264,7 @@ size_t kv_db_active_expire_cycle(kv_db_t *db, uint64_t budget_us)
 void kv_db_cron(kv_db_t *db, int hz)
 {
     if (hz < 1) hz = 1;
-    db->lruclock = lru_clock_now();
+    db->lruclock = kv_db_lru_clock_now();
     kv_db_active_expire_cycle(db, 1000000ull * EXPIRE_SLOW_CPU_PCT / (unsigned)hz / 100);
     kv_dict_rehash_ms(db->dict, 1);
 }
@@ -359,38 +303,56 @@ size_t kv_db_strlen(const kv_obj *o)
 }
 
 /* Make key hold a fresh payload of psize bytes stored as `store`: creates
- * the entry or frees the old value in place. The TTL survives only with
- * keepttl (and only if not already past). Header fields other than
- * flags/lru are the caller's to fill. */
+ * the entry or frees the old value in place. With when >= 0 the key gets
+ * that TTL in the same allocation (SET EX: one realloc, not two); else the
+ * TTL survives only with keepttl (and only if not already past). Header
+ * fields other than flags/lru are the caller's to fill. */
 static kv_dict_entry *prepare(kv_db_t *db, const char *key, size_t klen, size_t psize,
-                              uint8_t store, int keepttl)
+                              uint8_t store, int keepttl, int64_t when)
 {
-    int created;
-    kv_dict_entry *e = kv_dict_upsert(db->dict, key, klen, 8 + psize, &created);
+    int created, want = when >= 0;
+    size_t tsz = want ? sizeof(kv_ttl) : 0;
+    kv_dict_entry *e = kv_dict_upsert(db->dict, key, klen, 8 + tsz + psize, &created);
     if (!e) abort(); /* klen > 4 GB cannot pass the protocol limit */
     kv_obj *o = kv_db_obj(e);
     if (created) {
-        db->mem_values += kv_dict_entry_alloc_size(klen, 8 + psize);
-        o->flags = store;
-        o->lru = clock_init(db);
+        db->mem_values += kv_dict_entry_alloc_size(klen, 8 + tsz + psize);
+        o->flags = (uint8_t)(store | (want ? KV_OBJ_TTL : 0));
+        o->lru = kv_db_clock_init(db);
+        if (want) {
+            kv_db_ttl(o)->when = when;
+            kv_db_ttl(o)->spare = 0;
+            ttl_add(db, e, o);
+        }
         return e;
     }
     size_t old = extra_size(o);
     free_payload(db, o);
     int ttl = (o->flags & KV_OBJ_TTL) != 0;
-    if (ttl && keepttl && kv_db_ttl(o)->when <= kv_db_now_ms()) {
+    if (ttl && keepttl && !want && kv_db_ttl(o)->when <= kv_db_now_ms()) {
         /* expired but not yet collected: it is a new key */
         db->stat_expired++;
         if (db->on_expired) db->on_expired(db->hook_ud, key, klen);
         keepttl = 0;
     }
-    if (ttl && !keepttl) {
+    if (ttl && !keepttl && !want) {
         ttl_remove(db, o);
         ttl = 0;
     }
+    /* the TTL flag is set only once the slot is valid (entry_resize) */
     o->flags = (uint8_t)((ttl ? KV_OBJ_TTL : 0) | store);
     if (!db->lfu) o->lru = db->lruclock; /* LFU keeps the counter, as Redis */
-    return entry_resize(db, e, old, 8 + (ttl ? sizeof(kv_ttl) : 0) + psize);
+    e = entry_resize(db, e, old, 8 + ((ttl || want) ? sizeof(kv_ttl) : 0) + psize);
+    if (want) {
+        o = kv_db_obj(e);
+        if (!ttl) {
+            o->flags |= KV_OBJ_TTL;
+            kv_db_ttl(o)->spare = 0;
+            ttl_add(db, e, o);
+        }
+        kv_db_ttl(o)->when = when;
+    }
+    return e;
 }
 
 static kv_str_heap *heap_new(kv_db_t *db, size_t cap)
@@ -404,7 +366,13 @@ static kv_str_heap *heap_new(kv_db_t *db, size_t cap)
 kv_dict_entry *kv_db_set_ll(kv_db_t *db, const char *key, size_t klen, long long v,
                             unsigned flags)
 {
-    kv_dict_entry *e = prepare(db, key, klen, 8, KV_STORE_INT, flags & KV_SET_KEEPTTL);
+    return kv_db_set_ll_ttl(db, key, klen, v, flags, -1);
+}
+
+kv_dict_entry *kv_db_set_ll_ttl(kv_db_t *db, const char *key, size_t klen, long long v,
+                                unsigned flags, int64_t when)
+{
+    kv_dict_entry *e = prepare(db, key, klen, 8, KV_STORE_INT, flags & KV_SET_KEEPTTL, when);
     kv_obj *o = kv_db_obj(e);
     o->type = KV_TYPE_STRING;
     o->enc = KV_ENC_INT;
@@ -417,13 +385,19 @@ kv_dict_entry *kv_db_set_ll(kv_db_t *db, const char *key, size_t klen, long long
 kv_dict_entry *kv_db_set_str(kv_db_t *db, const char *key, size_t klen, const char *v,
                              size_t vlen, unsigned flags)
 {
+    return kv_db_set_str_ttl(db, key, klen, v, vlen, flags, -1);
+}
+
+kv_dict_entry *kv_db_set_str_ttl(kv_db_t *db, const char *key, size_t klen, const char *v,
+                                 size_t vlen, unsigned flags, int64_t when)
+{
     long long ll;
     /* Redis's tryObjectEncoding */
     if (!(flags & (KV_SET_RAW | KV_SET_EMBSTR)) && vlen <= 20 && kv_str2ll(v, vlen, &ll))
-        return kv_db_set_ll(db, key, klen, ll, flags);
+        return kv_db_set_ll_ttl(db, key, klen, ll, flags, when);
     int inl = vlen <= KV_DB_INLINE_MAX;
     kv_dict_entry *e = prepare(db, key, klen, inl ? vlen : 8, inl ? KV_STORE_INLINE : KV_STORE_PTR,
-                               flags & KV_SET_KEEPTTL);
+                               flags & KV_SET_KEEPTTL, when);
     kv_obj *o = kv_db_obj(e);
     o->type = KV_TYPE_STRING;
     o->enc = (!(flags & KV_SET_RAW) && vlen <= KV_EMBSTR_MAX) ? KV_ENC_EMBSTR : KV_ENC_RAW;
@@ -494,7 +468,7 @@ char *kv_db_str_resize(kv_db_t *db, kv_dict_entry **ep, size_t newlen)
 kv_dict_entry *kv_db_add_ptr(kv_db_t *db, const char *key, size_t klen, uint8_t type,
                              uint8_t enc, void *ptr)
 {
-    kv_dict_entry *e = prepare(db, key, klen, 8, KV_STORE_PTR, 0);
+    kv_dict_entry *e = prepare(db, key, klen, 8, KV_STORE_PTR, 0, -1);
     kv_obj *o = kv_db_obj(e);
     o->type = type;
     o->ilen = 0;
@@ -559,81 +533,8 @@ kv_dict_entry *kv_db_copy(kv_db_t *db, kv_dict_entry *src, const char *dst, size
     kv_dict_entry *e = clone_entry(db, src, dst, dlen);
     kv_obj *o = kv_db_obj(e);
     if (copy) *(void **)kv_db_payload(o) = copy;
-    o->lru = clock_init(db);
+    o->lru = kv_db_clock_init(db);
     if (when != -1) e = kv_db_expire_set(db, e, when);
     return e;
 }
 
-/* ---- parsing helpers ----------------------------------------------------- */
-
-int kv_str2ll(const char *s, size_t len, long long *out)
-{
-    if (len == 0 || len >= 21) return 0;
-    if (len == 1 && s[0] == '0') {
-        *out = 0;
-        return 1;
-    }
-    size_t i = 0;
-    int neg = 0;
-    if (s[0] == '-') {
-        neg = 1;
-        if (++i == len) return 0;
-    }
-    if (s[i] < '1' || s[i] > '9') return 0;
-    unsigned long long v = (unsigned long long)(s[i++] - '0');
-    for (; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') return 0;
-        if (v > ~0ULL / 10) return 0;
-        v *= 10;
-        if (v > ~0ULL - (unsigned)(s[i] - '0')) return 0;
-        v += (unsigned)(s[i] - '0');
-    }
-    if (neg) {
-        if (v > (unsigned long long)INT64_MAX + 1) return 0;
-        *out = (long long)(0 - v);
-    } else {
-        if (v > (unsigned long long)INT64_MAX) return 0;
-        *out = (long long)v;
-    }
-    return 1;
-}
-
-int kv_str2ld(const char *s, size_t len, long double *out)
-{
-    char buf[5 * 1024]; /* Redis MAX_LONG_DOUBLE_CHARS */
-    if (len == 0 || len >= sizeof buf) return 0;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    char *end;
-    errno = 0;
-    long double v = strtold(buf, &end);
-    if (isspace((unsigned char)buf[0]) || end[0] != '\0' || (size_t)(end - buf) != len ||
-        (errno == ERANGE && (v == HUGE_VAL || v == -HUGE_VAL || fpclassify(v) == FP_ZERO)) ||
-        errno == EINVAL || isnan(v))
-        return 0;
-    *out = v;
-    return 1;
-}
-
-const char *kv_db_type_name(int type)
-{
-    switch (type) {
-    case KV_TYPE_STRING: return "string";
-    case KV_TYPE_LIST: return "list";
-    case KV_TYPE_SET: return "set";
-    case KV_TYPE_ZSET: return "zset";
-    case KV_TYPE_HASH: return "hash";
-    case KV_TYPE_STREAM: return "stream";
-    case KV_TYPE_MODULE: return "module";
-    default: return "none";
-    }
-}
-
-const char *kv_db_enc_name(int enc)
-{
-    static const char *const names[] = {
-        "raw",    "int",      "hashtable", "zipmap", "linkedlist", "ziplist",
-        "intset", "skiplist", "embstr",    "quicklist", "stream",  "listpack",
-    };
-    return enc >= 0 && enc < (int)(sizeof names / sizeof *names) ? names[enc] : "unknown";
-}

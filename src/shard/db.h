@@ -153,6 +153,9 @@ void kv_db_set_policy(kv_db_t *db, int lfu, int no_shared_ints);
 /* ---- time ------------------------------------------------------------ */
 
 int64_t kv_db_now_ms(void);
+/* LRU clock now (s, 24 bits); a new value's lru field (object.c). */
+uint32_t kv_db_lru_clock_now(void);
+uint32_t kv_db_clock_init(const kv_db_t *db);
 
 /* ---- lookup ---------------------------------------------------------- */
 
@@ -206,6 +209,12 @@ kv_dict_entry *kv_db_set_str(kv_db_t *db, const char *key, size_t klen, const ch
 /* Same with an integer value ("int" encoding). */
 kv_dict_entry *kv_db_set_ll(kv_db_t *db, const char *key, size_t klen, long long v,
                             unsigned flags);
+/* The same, also giving the key the TTL `when` (unix ms) when >= 0, in one
+ * step (SET EX, SETEX, restoring a snapshot). */
+kv_dict_entry *kv_db_set_str_ttl(kv_db_t *db, const char *key, size_t klen, const char *v,
+                                 size_t vlen, unsigned flags, int64_t when);
+kv_dict_entry *kv_db_set_ll_ttl(kv_db_t *db, const char *key, size_t klen, long long v,
+                                unsigned flags, int64_t when);
 /* Resize the string at e to newlen bytes (the first min(old,new) kept, new
  * bytes zeroed) and return a writable pointer to them; the encoding
  * becomes "raw" (as APPEND and SETRANGE leave it). *ep is updated. */
@@ -213,8 +222,9 @@ char *kv_db_str_resize(kv_db_t *db, kv_dict_entry **ep, size_t newlen);
 
 /* ---- other values ---------------------------------------------------- */
 
-/* Add key (which must not exist: look it up first) holding a KV_STORE_PTR
- * value of type/enc. The db owns ptr from now on. */
+/* Set key (created, or its old value of any type freed and its TTL
+ * dropped) to a KV_STORE_PTR value of type/enc. The db owns ptr from now
+ * on. */
 kv_dict_entry *kv_db_add_ptr(kv_db_t *db, const char *key, size_t klen, uint8_t type,
                              uint8_t enc, void *ptr);
 

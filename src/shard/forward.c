@@ -102,11 +102,14 @@ static void part_done(kv_slot_t *s)
     if (--s->outstanding > 0) return;
     if (s->combine) s->combine(s);
     if (s->outstanding > 0) return;     /* a chain sent its next round */
-    if (!s->client) {                   /* its client left meanwhile */
+    kv_client_t *c = s->client;
+    int barrier = s->barrier;
+    if (!c) {                           /* its client left meanwhile */
         slot_free(s);
         return;
     }
-    if (s->client->slots_head == s) drain(s->client);
+    if (c->slots_head == s) drain(c);   /* may free s */
+    if (barrier) kv_client_resume(c);
 }
 
 static kv_reply_buf *part_buf(kv_slot_t *s, int part) { return s->combine ? &s->parts[part] : &s->out; }
@@ -394,6 +397,25 @@ void kv_fwd_dispatch(kv_client_t *c, const kv_cmd_t *cmd)
         return;
     }
     }
+}
+
+kv_slot_t *kv_fwd_hold(kv_client_t *c)
+{
+    if (!c->slots_head) return NULL;
+    kv_slot_t *s = slot_new(c, 1, NULL);
+    kv_reply_buf tmp = c->out;          /* swap: c->out becomes the slot's */
+    c->out = s->out;
+    s->out = tmp;
+    return s;
+}
+
+void kv_fwd_release(kv_client_t *c, kv_slot_t *s)
+{
+    if (!s) return;
+    kv_reply_buf tmp = c->out;
+    c->out = s->out;
+    s->out = tmp;
+    part_done(s);
 }
 
 void kv_fwd_client_gone(kv_client_t *c)

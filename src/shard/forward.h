@@ -34,6 +34,14 @@ void kv_fwd_stop(void);
 /* Route c's current command (argc/argv, already found and arity-checked). */
 void kv_fwd_dispatch(kv_client_t *c, const kv_cmd_t *cmd);
 
+/*
+ * Replies the worker writes itself (unknown command, NOAUTH, protocol
+ * errors) must also follow the client's outstanding ones: between hold
+ * and release, c->out is a slot of the FIFO when one is needed.
+ */
+kv_slot_t *kv_fwd_hold(kv_client_t *c);
+void kv_fwd_release(kv_client_t *c, kv_slot_t *held);
+
 /* The client is closing: its outstanding replies will be dropped. */
 void kv_fwd_client_gone(kv_client_t *c);
 

@@ -27,6 +27,7 @@ struct kv_slot_s {
     int            nparts;
     kv_gather_fn  *combine;     /* NULL: one part, written to out directly */
     const kv_cmd_t *cmd;        /* the command being combined             */
+    int            barrier;     /* its client waits for it to finish      */
     void          *cdata;       /* combiner's data, freed with the slot   */
     kv_reply_buf   out;         /* the reply, complete when outstanding 0 */
     kv_reply_buf   parts[];     /* with combine: one buffer per part      */

@@ -400,7 +400,8 @@ const kv_cmd_t kv_keys_cmds[] = {
       "Remove all keys from the current database" },
     { "keys", 2, R, 0, 0, 0, KV_ROUTE_ALL, keys_cmd, "generic", "1.0.0",
       "Find all keys matching the given pattern" },
-    { "object", -2, 0, 2, 2, 1, KV_ROUTE_KEY, object_cmd, "generic", "2.2.3",
+    /* key at 2 except OBJECT HELP: MOVABLE makes the router check argc */
+    { "object", -2, KV_CMD_MOVABLE, 2, 2, 1, KV_ROUTE_KEY, object_cmd, "generic", "2.2.3",
       "A container for object introspection commands" },
     { "randomkey", 1, R, 0, 0, 0, KV_ROUTE_ALL, randomkey_cmd, "generic", "1.0.0",
       "Return a random key from the keyspace" },

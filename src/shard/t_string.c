@@ -125,9 +125,8 @@ static void set_generic(kv_client_t *c, int flags, int vi, int expire, const cha
             return;
         }
     }
-    kv_dict_entry *e =
-        kv_db_set_str(c->db, k->ptr, k->len, v->ptr, v->len, (flags & F_KEEPTTL) ? KV_SET_KEEPTTL : 0);
-    if (expire) kv_db_expire_set(c->db, e, when);
+    kv_db_set_str_ttl(c->db, k->ptr, k->len, v->ptr, v->len, (flags & F_KEEPTTL) ? KV_SET_KEEPTTL : 0,
+                      expire ? when : -1);
     kv_db_changed(c->db, k->ptr, k->len, 1);
     if (!(flags & F_GET)) {
         if (style == REPLY_ONE_ZERO) kv_reply_int(&c->out, 1);

@@ -145,6 +145,22 @@ static void reload_settings(worker_t *w)
         w->args->conf->log_level = fresh->log_level;
         strcpy(w->args->conf->log_file, fresh->log_file);
         w->args->conf->shutdown_timeout_ms = fresh->shutdown_timeout_ms;
+        /* limits.*, security.requirepass: read by conn.c at every use, so
+         * copying them applies them to new and existing clients alike
+         * (clients already authenticated stay so, as with Redis's CONFIG
+         * SET requirepass). */
+        kv_conf_t *conf = w->args->conf;
+        conf->maxclients = fresh->maxclients;
+        conf->timeout_s = fresh->timeout_s;
+        conf->proto_max_bulk_len = fresh->proto_max_bulk_len;
+        conf->client_query_buffer_limit = fresh->client_query_buffer_limit;
+        conf->output_buffer_limit = fresh->output_buffer_limit;
+        memcpy(conf->requirepass, fresh->requirepass, sizeof(conf->requirepass));
+        if (fresh->hz != conf->hz) {
+            conf->hz = fresh->hz;
+            w->hz = (int) fresh->hz;
+            uv_timer_start(&w->cron, cron_cb, 1000 / (uint64_t) w->hz, 1000 / (uint64_t) w->hz);
+        }
     }
     free(fresh);
 }

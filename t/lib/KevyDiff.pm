@@ -88,7 +88,7 @@ sub parse_corpus {
         next if $l =~ /^\s*(#|\z)/;
         (my $text = $l) =~ s/^\s+//;
         my $mode = 'compare';
-        if ($text =~ s/^!(\w+)\s*//) {
+        if ($text =~ s/^!([\w-]+)\s*//) {
             $mode = lc $1;
             if ($mode eq 'sleep') {
                 if ($text =~ /^(\d+(?:\.\d+)?)\s*\z/) {
@@ -98,7 +98,7 @@ sub parse_corpus {
                 }
                 next;
             }
-            unless ($mode eq 'unordered' || $mode eq 'nocompare') {
+            unless ($mode eq 'unordered' || $mode eq 'unordered-deep' || $mode eq 'nocompare') {
                 push @{ $c->{errors} }, "$file:$ln: unknown directive !$mode";
                 next;
             }
@@ -165,12 +165,25 @@ sub elements {
     return \@e;
 }
 
+# A reply with every array/set, at every depth, put in a canonical order
+# (its elements sorted by their own canonical bytes).
+sub canonical_deep {
+    my ($raw) = @_;
+    my $e = elements($raw) or return $raw;
+    my ($head) = $raw =~ /^([^\r]*\r\n)/;
+    return $head . join('', sort map { canonical_deep($_) } @$e);
+}
+
 # Compare two raw replies; mode 'unordered' compares a top-level array as
-# a multiset. Returns true if they match.
+# a multiset, 'unordered-deep' every nested array too. Returns true if they
+# match.
 sub same_reply {
     my ($a, $b, $mode) = @_;
     return 1 if defined $a && defined $b && $a eq $b;
     return 0 unless defined $a && defined $b;
+    if (($mode // '') eq 'unordered-deep') {
+        return canonical_deep($a) eq canonical_deep($b);
+    }
     if (($mode // '') eq 'unordered') {
         my ($ea, $eb) = (elements($a), elements($b));
         return 0 unless $ea && $eb && substr($a, 0, 1) eq substr($b, 0, 1);

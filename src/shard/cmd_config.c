@@ -1,0 +1,369 @@
+/*
+ * CONFIG GET|SET|RESETSTAT|REWRITE|HELP with Redis's parameter names,
+ * mapped onto kevy's YAML keys (README "CONFIG parameters").
+ *
+ * SET and RESETSTAT run on every worker (each holds its own copy of the
+ * configuration); every worker validates the same way, so they all apply
+ * a change or all refuse it with the same error. A change lasts until the
+ * next reload (which re-applies the file) or the worker's restart (which
+ * starts from the master's copy), like Redis's CONFIG SET without REWRITE.
+ *
+ * save, appendonly, appendfsync, maxmemory and maxmemory-policy are
+ * accepted and reported, but have no effect until persistence and
+ * eviction exist; until then they hold what was last set (defaults:
+ * kevy's real behaviour: no snapshots, no AOF, no limit).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/glob.h"
+#include "core/log.h"
+#include "shard/cmd_server.h"
+
+typedef enum { P_INT, P_MEM, P_STR, P_ENUM, P_BOOL, P_SAVE, P_COBL, P_FIXED } ptype_e;
+
+typedef struct {
+    const char *name;
+    ptype_e     type;
+    long long   min, max;
+    int         immutable;
+    const char *const *choices;     /* P_ENUM */
+} param_t;
+
+static const char *const loglevels[] = { "debug", "verbose", "notice", "warning", NULL };
+static const char *const fsyncs[] = { "everysec", "always", "no", NULL };
+static const char *const policies[] = { "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
+                                        "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction", NULL };
+
+enum {
+    K_MAXCLIENTS, K_TIMEOUT, K_PROTO_MAX_BULK_LEN, K_QUERYBUF, K_REQUIREPASS, K_HZ, K_LOGLEVEL, K_COBL, K_SAVE, K_APPENDONLY,
+    K_APPENDFSYNC, K_MAXMEMORY, K_MAXMEMORY_POLICY, K_DATABASES, K_PORT, K_BIND, K_DIR, K_PIDFILE, K_LOGFILE, K_DAEMONIZE,
+    K_UNIXSOCKET, K_NPARAMS
+};
+
+static const param_t params[K_NPARAMS] = {
+    [K_MAXCLIENTS] = { "maxclients", P_INT, 1, 4294967295LL, 0, NULL },
+    [K_TIMEOUT] = { "timeout", P_INT, 0, INT_MAX, 0, NULL },
+    [K_PROTO_MAX_BULK_LEN] = { "proto-max-bulk-len", P_MEM, 1 << 20, LLONG_MAX, 0, NULL },
+    [K_QUERYBUF] = { "client-query-buffer-limit", P_MEM, 1 << 20, LLONG_MAX, 0, NULL },
+    [K_REQUIREPASS] = { "requirepass", P_STR, 0, 0, 0, NULL },
+    [K_HZ] = { "hz", P_INT, 0, INT_MAX, 0, NULL },
+    [K_LOGLEVEL] = { "loglevel", P_ENUM, 0, 0, 0, loglevels },
+    [K_COBL] = { "client-output-buffer-limit", P_COBL, 0, 0, 0, NULL },
+    [K_SAVE] = { "save", P_SAVE, 0, 0, 0, NULL },
+    [K_APPENDONLY] = { "appendonly", P_BOOL, 0, 0, 0, NULL },
+    [K_APPENDFSYNC] = { "appendfsync", P_ENUM, 0, 0, 0, fsyncs },
+    [K_MAXMEMORY] = { "maxmemory", P_MEM, 0, LLONG_MAX, 0, NULL },
+    [K_MAXMEMORY_POLICY] = { "maxmemory-policy", P_ENUM, 0, 0, 0, policies },
+    [K_DATABASES] = { "databases", P_FIXED, 0, 0, 1, NULL },
+    [K_PORT] = { "port", P_FIXED, 0, 0, 1, NULL },
+    [K_BIND] = { "bind", P_FIXED, 0, 0, 1, NULL },
+    [K_DIR] = { "dir", P_FIXED, 0, 0, 1, NULL },
+    [K_PIDFILE] = { "pidfile", P_FIXED, 0, 0, 1, NULL },
+    [K_LOGFILE] = { "logfile", P_FIXED, 0, 0, 1, NULL },
+    [K_DAEMONIZE] = { "daemonize", P_FIXED, 0, 0, 1, NULL },
+    [K_UNIXSOCKET] = { "unixsocket", P_FIXED, 0, 0, 1, NULL },
+};
+
+/* Values kevy holds for the parameters it does not act on yet. */
+typedef struct {
+    char     save[128];
+    int      appendonly, appendfsync, policy;
+    uint64_t maxmemory;
+} shadow_t;
+static shadow_t shadow = { "", 0, 0, 7, 0 };
+
+static const param_t *find_param(const kv_resp_arg *a)
+{
+    for (int i = 0; i < K_NPARAMS; i++)
+        if (strlen(params[i].name) == a->len && !strncasecmp(params[i].name, a->ptr, a->len)) return &params[i];
+    return NULL;
+}
+
+/* ---- GET ------------------------------------------------------------------- */
+
+static void value_of(const kv_conf_t *conf, int p, char *out, size_t cap)
+{
+    size_t n = 0;
+    switch (p) {
+    case K_MAXCLIENTS: snprintf(out, cap, "%llu", (unsigned long long) conf->maxclients); break;
+    case K_TIMEOUT: snprintf(out, cap, "%llu", (unsigned long long) conf->timeout_s); break;
+    case K_PROTO_MAX_BULK_LEN: snprintf(out, cap, "%llu", (unsigned long long) conf->proto_max_bulk_len); break;
+    case K_QUERYBUF: snprintf(out, cap, "%llu", (unsigned long long) conf->client_query_buffer_limit); break;
+    case K_REQUIREPASS: snprintf(out, cap, "%s", conf->requirepass); break;
+    case K_HZ: snprintf(out, cap, "%llu", (unsigned long long) conf->hz); break;
+    case K_LOGLEVEL: snprintf(out, cap, "%s", loglevels[conf->log_level]); break;
+    case K_COBL:
+        snprintf(out, cap, "normal %llu 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+                 (unsigned long long) conf->output_buffer_limit);
+        break;
+    case K_SAVE: snprintf(out, cap, "%s", shadow.save); break;
+    case K_APPENDONLY: snprintf(out, cap, "%s", shadow.appendonly ? "yes" : "no"); break;
+    case K_APPENDFSYNC: snprintf(out, cap, "%s", fsyncs[shadow.appendfsync]); break;
+    case K_MAXMEMORY: snprintf(out, cap, "%llu", (unsigned long long) shadow.maxmemory); break;
+    case K_MAXMEMORY_POLICY: snprintf(out, cap, "%s", policies[shadow.policy]); break;
+    case K_DATABASES: snprintf(out, cap, "1"); break;
+    case K_PORT:
+        snprintf(out, cap, "0");
+        for (int i = 0; i < conf->nlisten; i++)
+            if (conf->listen[i].kind == KV_ADDR_TCP) { snprintf(out, cap, "%d", conf->listen[i].port); break; }
+        break;
+    case K_BIND:
+        out[0] = '\0';
+        for (int i = 0; i < conf->nlisten && n < cap; i++)
+            if (conf->listen[i].kind == KV_ADDR_TCP)
+                n += (size_t) snprintf(out + n, cap - n, "%s%s", n ? " " : "", conf->listen[i].host);
+        break;
+    case K_UNIXSOCKET:
+        out[0] = '\0';
+        for (int i = 0; i < conf->nlisten; i++)
+            if (conf->listen[i].kind == KV_ADDR_UNIX) { snprintf(out, cap, "%s", conf->listen[i].path); break; }
+        break;
+    case K_DIR: snprintf(out, cap, "%s", conf->dir); break;
+    case K_PIDFILE: snprintf(out, cap, "%s", conf->pid_file); break;
+    case K_LOGFILE: snprintf(out, cap, "%s", strcmp(conf->log_file, "stderr") ? conf->log_file : ""); break;
+    case K_DAEMONIZE: snprintf(out, cap, "%s", conf->daemonize ? "yes" : "no"); break;
+    }
+}
+
+static void config_get(kv_client_t *c)
+{
+    const char *names[K_NPARAMS];
+    int which[K_NPARAMS], n = 0, seen[K_NPARAMS] = { 0 };
+    size_t name_len[K_NPARAMS];
+    for (int a = 2; a < c->argc; a++) {
+        const kv_resp_arg *pat = &c->argv[a];
+        int glob = memchr(pat->ptr, '*', pat->len) || memchr(pat->ptr, '?', pat->len) || memchr(pat->ptr, '[', pat->len);
+        if (!glob) {
+            const param_t *p = find_param(pat);
+            if (!p || seen[p - params]) continue;
+            seen[p - params] = 1;
+            which[n] = (int) (p - params), names[n] = pat->ptr, name_len[n++] = pat->len;   /* as given */
+            continue;
+        }
+        for (int i = 0; i < K_NPARAMS; i++) {
+            if (seen[i] || !kv_glob_match(pat->ptr, pat->len, params[i].name, strlen(params[i].name), 1)) continue;
+            seen[i] = 1;
+            which[n] = i, names[n] = params[i].name, name_len[n++] = strlen(params[i].name);
+        }
+    }
+    kv_reply_array(&c->out, n * 2);
+    for (int i = 0; i < n; i++) {
+        char v[PATH_MAX + KV_PASS_MAX];
+        value_of(c->srv->conf, which[i], v, sizeof(v));
+        kv_reply_bulk(&c->out, names[i], name_len[i]);
+        kv_reply_bulk_cstr(&c->out, v);
+    }
+}
+
+/* ---- SET -------------------------------------------------------------------- */
+
+static int enum_index(const char *const *choices, const char *v)
+{
+    for (int i = 0; choices[i]; i++) if (!strcasecmp(choices[i], v)) return i;
+    return -1;
+}
+
+/* Parse v for param p into conf / sh; NULL, or Redis's reason. */
+static const char *set_one(kv_conf_t *conf, shadow_t *sh, int p, const char *v, char *err, size_t errlen)
+{
+    const param_t *pm = &params[p];
+    long long ll = 0;
+    uint64_t u = 0;
+    char *end;
+    switch (pm->type) {
+    case P_INT:
+        errno = 0;
+        ll = strtoll(v, &end, 10);
+        if (!*v || *end || errno) return "argument couldn't be parsed into an integer";
+        if (ll < pm->min || ll > pm->max) goto range;
+        if (p == K_MAXCLIENTS) conf->maxclients = (uint64_t) ll;
+        else if (p == K_TIMEOUT) conf->timeout_s = (uint64_t) ll;
+        else conf->hz = (uint64_t) (ll < 1 ? 1 : ll > 500 ? 500 : ll);    /* Redis clamps hz */
+        return NULL;
+    case P_MEM:
+        if (kv_conf_parse_size(v, &u) != 0 || u > (uint64_t) LLONG_MAX) return "argument must be a memory value";
+        ll = (long long) u;
+        if (ll < pm->min || ll > pm->max) goto range;
+        if (p == K_PROTO_MAX_BULK_LEN) conf->proto_max_bulk_len = u;
+        else if (p == K_QUERYBUF) conf->client_query_buffer_limit = u;
+        else sh->maxmemory = u;
+        return NULL;
+    case P_STR:
+        if (strlen(v) >= sizeof(conf->requirepass)) return "argument is too long";
+        strcpy(conf->requirepass, v);
+        return NULL;
+    case P_BOOL:
+        if (!strcasecmp(v, "yes")) sh->appendonly = 1;
+        else if (!strcasecmp(v, "no")) sh->appendonly = 0;
+        else return "argument must be 'yes' or 'no'";
+        return NULL;
+    case P_ENUM: {
+        int i = enum_index(pm->choices, v);
+        if (i < 0) {
+            size_t n = (size_t) snprintf(err, errlen, "argument(s) must be one of the following: ");
+            for (int k = 0; pm->choices[k] && n < errlen; k++)
+                n += (size_t) snprintf(err + n, errlen - n, "%s%s", k ? ", " : "", pm->choices[k]);
+            return err;
+        }
+        if (p == K_LOGLEVEL) conf->log_level = i;
+        else if (p == K_APPENDFSYNC) sh->appendfsync = i;
+        else sh->policy = i;
+        return NULL;
+    }
+    case P_SAVE: {
+        /* Pairs of "seconds changes", as Redis checks them. */
+        int count = 0;
+        const char *q = v;
+        while (*q) {
+            while (*q == ' ') q++;
+            if (!*q) break;
+            errno = 0;
+            ll = strtoll(q, &end, 10);
+            if (end == q || errno || ll < 0 || (*end && *end != ' ')) return "Invalid save parameters";
+            q = end, count++;
+        }
+        if (count % 2 || strlen(v) >= sizeof(sh->save)) return "Invalid save parameters";
+        strcpy(sh->save, v);
+        return NULL;
+    }
+    case P_COBL: {
+        /* "class hard soft seconds" groups; kevy applies normal's hard. */
+        char buf[256], *save = NULL, *tok[64];
+        int nt = 0;
+        if (strlen(v) >= sizeof(buf)) return "Wrong number of arguments in buffer limit configuration.";
+        strcpy(buf, v);
+        for (char *t = strtok_r(buf, " ", &save); t && nt < 64; t = strtok_r(NULL, " ", &save)) tok[nt++] = t;
+        if (nt % 4) return "Wrong number of arguments in buffer limit configuration.";
+        for (int i = 0; i < nt; i += 4) {
+            uint64_t hard, soft;
+            int cls = !strcasecmp(tok[i], "normal") ? 0 : (!strcasecmp(tok[i], "slave") || !strcasecmp(tok[i], "replica")
+                                                         || !strcasecmp(tok[i], "pubsub")) ? 1 : -1;
+            if (cls < 0) return "Invalid client class specified in buffer limit configuration.";
+            errno = 0;
+            strtoll(tok[i + 3], &end, 10);
+            if (kv_conf_parse_size(tok[i + 1], &hard) || kv_conf_parse_size(tok[i + 2], &soft) || *end || errno)
+                return "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+            if (cls == 0) conf->output_buffer_limit = hard;
+        }
+        return NULL;
+    }
+    case P_FIXED:
+        return "can't set immutable config";
+    }
+    return "internal error";
+range:
+    snprintf(err, errlen, "argument must be between %lld and %lld inclusive", pm->min, pm->max);
+    return err;
+}
+
+/* This worker's part of CONFIG SET: validate every pair, then apply all
+ * or nothing. */
+static void config_set(kv_client_t *c)
+{
+    int npairs = (c->argc - 2) / 2, which[npairs > 0 ? npairs : 1];
+    const kv_resp_arg *unknown = NULL, *bad = NULL;
+    const char *why = NULL;
+    char err[256];
+    if (c->argc < 4 || c->argc % 2) {
+        kv_reply_syntax(c);
+        return;
+    }
+    for (int i = 0; i < npairs; i++) {
+        const kv_resp_arg *name = &c->argv[2 + 2 * i];
+        const param_t *p = find_param(name);
+        if (!p) {
+            if (!unknown) unknown = name;
+            which[i] = -1;
+            continue;
+        }
+        which[i] = (int) (p - params);
+        if (p->immutable) {
+            bad = name, why = "can't set immutable config";
+            break;
+        }
+        for (int j = 0; j < i && !why; j++)
+            if (which[j] == which[i]) bad = name, why = "duplicate parameter";
+    }
+    if (!unknown && !why) {
+        kv_conf_t *fresh = malloc(sizeof(*fresh));
+        shadow_t sh = shadow;
+        if (!fresh) abort();
+        *fresh = *c->srv->conf;
+        for (int i = 0; i < npairs && !why; i++) {
+            const kv_resp_arg *v = &c->argv[3 + 2 * i];
+            char val[KV_PASS_MAX + 256];
+            if (v->len >= sizeof(val)) {
+                bad = &c->argv[2 + 2 * i], why = "argument is too long";
+                break;
+            }
+            memcpy(val, v->ptr, v->len);
+            val[v->len] = '\0';
+            if ((why = set_one(fresh, &sh, which[i], val, err, sizeof(err)))) bad = &c->argv[2 + 2 * i];
+        }
+        if (!why) {
+            if (fresh->log_level != c->srv->conf->log_level) kv_log_set_level(fresh->log_level);
+            *c->srv->conf = *fresh;
+            shadow = sh;
+        }
+        free(fresh);
+    }
+    if (unknown)
+        kv_reply_errorf(&c->out, "Unknown option or number of arguments for CONFIG SET - '%.*s'",
+                        kv_arg_cstrlen(unknown), unknown->ptr);
+    else if (why)
+        kv_reply_errorf(&c->out, "CONFIG SET failed (possibly related to argument '%.*s') - %s", kv_arg_cstrlen(bad),
+                        bad->ptr, why);
+    else
+        kv_reply_ok(&c->out);
+}
+
+static void config_resetstat(kv_client_t *c)
+{
+    kv_info_resetstat(c->srv);
+    kv_reply_ok(&c->out);
+}
+
+/* The every-worker entries: same name, so a peer finds "config" and runs
+ * kv_config_cmd with a stand-in client, which does its part. */
+static void config_part(kv_client_t *c)
+{
+    if (kv_arg_is(&c->argv[1], "set")) config_set(c);
+    else config_resetstat(c);
+}
+static const kv_cmd_t config_all = { "config", -2, KV_CMD_ADMIN, 0, 0, 0, KV_ROUTE_ALL, config_part, "server",
+                                     "2.0.0", NULL, NULL };
+
+static const kv_subcmd_t subs[] = {
+    { "get", -3 }, { "help", 2 }, { "resetstat", 2 }, { "rewrite", 2 }, { "set", -4 }, { NULL, 0 },
+};
+
+static const char *const help[] = {
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value>",
+    "    Set the configuration <directive> to <value>.",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
+    "REWRITE",
+    "    Rewrite the configuration file.",
+    NULL,
+};
+
+void kv_config_cmd(kv_client_t *c)
+{
+    const kv_subcmd_t *sub = kv_srv_subcmd(c, "config", subs);
+    if (!sub) return;
+    if (!strcmp(sub->name, "get")) config_get(c);
+    else if (!strcmp(sub->name, "set") || !strcmp(sub->name, "resetstat")) {
+        if (kv_client_is_conn(c)) kv_srv_fanout(c, &config_all);
+        else config_part(c);
+    } else if (!strcmp(sub->name, "rewrite"))
+        kv_reply_error_cstr(&c->out, "CONFIG REWRITE is not supported by kevy: edit the YAML file and run "
+                                     "kevy -s reload");
+    else kv_srv_reply_help(c, "CONFIG", help);
+}
