@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "event/ringio.h"
 #include "shard/chain.h"
+#include "shard/db.h"
 #include "shard/forward.h"
 #include "shard/gather.h"
 #include "shard/route.h"
@@ -39,6 +40,11 @@ typedef struct {
 } fwd_t;
 
 static fwd_t F;
+
+#define FRAME_TYPES_MAX 64
+static kv_fwd_frame_fn     *frame_fns[FRAME_TYPES_MAX];
+static kv_fwd_propagate_fn *propagate_fn;
+static int                  propagate_replaced;  /* the handler called _as */
 
 #define NO_PEND UINT32_MAX
 
@@ -119,8 +125,43 @@ static kv_reply_buf *part_buf(kv_slot_t *s, int part) { return s->combine ? &s->
 static void call(kv_client_t *c, const kv_cmd_t *cmd)
 {
     c->srv->commands++;
+    if (!propagate_fn || !(cmd->flags & KV_CMD_WRITE) || !c->db) {
+        cmd->proc(c);
+        return;
+    }
+    uint64_t dirty = c->db->dirty;
+    propagate_replaced = 0;
     cmd->proc(c);
+    if (c->db->dirty != dirty && !propagate_replaced) propagate_fn(c->db, c->argc, c->argv);
+    propagate_replaced = 0;
 }
+
+void kv_fwd_propagate_as(kv_client_t *c, int argc, const kv_resp_arg *argv)
+{
+    propagate_replaced = 1;
+    if (propagate_fn && c->db) propagate_fn(c->db, argc, argv);
+}
+
+void kv_fwd_set_propagate(kv_fwd_propagate_fn *fn) { propagate_fn = fn; }
+
+void kv_fwd_on_frame(uint16_t type, kv_fwd_frame_fn *fn)
+{
+    if (type >= KV_FRAME_USER && type < FRAME_TYPES_MAX) frame_fns[type] = fn;
+}
+
+int kv_fwd_send(int peer, uint16_t type, const void *bytes, size_t len)
+{
+    if (!F.io || peer == F.self) return -1;
+    return kv_ringio_send(F.io, (uint32_t) peer, type, bytes, len);
+}
+
+void kv_fwd_broadcast(uint16_t type, const void *bytes, size_t len)
+{
+    for (int p = 0; p < kv_route_nshards(); p++)
+        if (p != F.self) kv_fwd_send(p, type, bytes, len);
+}
+
+int kv_fwd_nshards(void) { return kv_route_nshards(); }
 
 /* Run cmd with the given argv on this shard, its reply into dst. */
 static void call_into(kv_client_t *c, const kv_cmd_t *cmd, int argc, kv_resp_arg *argv, kv_reply_buf *dst)
@@ -297,6 +338,7 @@ static void on_frame(kv_ringio_t *io, uint32_t from, uint16_t type, const void *
     (void) io, (void) data;
     if (type == FRAME_REQ) on_req(from, bytes, len);
     else if (type == FRAME_REP) on_rep(bytes, len);
+    else if (type < FRAME_TYPES_MAX && frame_fns[type]) frame_fns[type]((int) from, bytes, len);
 }
 
 /* A peer died: nothing it owed us will come; answer -LOADING instead. */

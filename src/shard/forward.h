@@ -42,6 +42,31 @@ void kv_fwd_dispatch(kv_client_t *c, const kv_cmd_t *cmd);
 kv_slot_t *kv_fwd_hold(kv_client_t *c);
 void kv_fwd_release(kv_client_t *c, kv_slot_t *held);
 
+/*
+ * Other modules' messages between workers (PUBLISH fan-out, keyspace
+ * notifications, ...): a frame type of their own (KV_FRAME_USER and up)
+ * and a handler; the bytes are valid during the call only.
+ */
+#define KV_FRAME_USER 16
+typedef void kv_fwd_frame_fn(int from, const void *bytes, size_t len);
+void kv_fwd_on_frame(uint16_t type, kv_fwd_frame_fn *fn);
+int  kv_fwd_send(int peer, uint16_t type, const void *bytes, size_t len);
+/* To every other worker. */
+void kv_fwd_broadcast(uint16_t type, const void *bytes, size_t len);
+int  kv_fwd_nshards(void);
+
+/*
+ * Called after a write command changed this shard's keyspace (its db's
+ * dirty counter moved), with the arguments as executed: the AOF and
+ * replication feed. A handler may replace what is propagated (SPOP as
+ * SREM, relative expiries as absolute) with kv_fwd_propagate_as().
+ */
+typedef void kv_fwd_propagate_fn(struct kv_db_s *db, int argc, const kv_resp_arg *argv);
+void kv_fwd_set_propagate(kv_fwd_propagate_fn *fn);
+/* From inside a handler: propagate these arguments instead (may be called
+ * several times: each call adds one command). */
+void kv_fwd_propagate_as(kv_client_t *c, int argc, const kv_resp_arg *argv);
+
 /* The client is closing: its outstanding replies will be dropped. */
 void kv_fwd_client_gone(kv_client_t *c);
 

@@ -106,6 +106,11 @@ static void cron_cb(uv_timer_t *t)
 {
     worker_t *w = t->data;
     kv_db_cron(w->server.db, w->hz);
+    int hz = (int) w->args->conf->hz;       /* CONFIG SET hz, reload */
+    if (hz > 0 && hz != w->hz) {
+        w->hz = hz;
+        uv_timer_start(&w->cron, cron_cb, 1000 / (uint64_t) hz, 1000 / (uint64_t) hz);
+    }
 }
 
 static void close_all(worker_t *w)
@@ -232,7 +237,7 @@ int kv_worker_main(const kv_worker_args_t *args)
     w->server.on_drained = on_drained;
 
     if (!w->server.db) w->server.db = kv_db_new();
-    w->hz = DEFAULT_HZ;
+    w->hz = args->conf->hz > 0 ? (int) args->conf->hz : DEFAULT_HZ;
     uv_timer_init(&w->loop, &w->cron);
     w->cron.data = w;
     uv_timer_start(&w->cron, cron_cb, 1000 / (uint64_t) w->hz, 1000 / (uint64_t) w->hz);
