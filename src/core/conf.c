@@ -23,7 +23,7 @@
 
 typedef enum {
     T_BOOL, T_INT, T_SIZE, T_DURATION, T_ENUM, T_PATH, T_LOGFILE,
-    T_ADDR, T_ADDR_LIST, T_SHARDS, T_CPUS, T_STRING
+    T_ADDR, T_ADDR_LIST, T_SHARDS, T_CPUS, T_STRING, T_SAVE
 } key_type_e;
 
 typedef struct {
@@ -39,6 +39,7 @@ typedef struct {
 
 static const char *const log_levels[] = { "debug", "verbose", "notice", "warning", NULL };
 static const char *const routings[] = { "hash", "slots", NULL };
+static const char *const fsyncs[] = { "always", "everysec", "no", NULL };
 
 #define F(f) offsetof(kv_conf_t, f), sizeof(((kv_conf_t *) 0)->f)
 
@@ -64,6 +65,11 @@ static const conf_key_t schema[] = {
     { "limits.output_buffer_limit", T_SIZE, F(output_buffer_limit), 0, INT64_MAX, "0", NULL, 1 },
     { "security.requirepass", T_STRING, F(requirepass), 0, 0, "\"\"", NULL, 1 },
     { "expiry.hz",        T_INT,       F(hz),        1, 500, "10", NULL, 1 },
+    { "persistence.aof.enabled", T_BOOL, F(aof_enabled), 0, 1, "true", NULL, 1 },
+    { "persistence.aof.fsync", T_ENUM,  F(aof_fsync),  0, 0, "everysec", fsyncs, 1 },
+    { "persistence.aof.auto_rewrite_percentage", T_INT, F(aof_rewrite_percentage), 0, 1000000, "100", NULL, 1 },
+    { "persistence.aof.auto_rewrite_min_size", T_SIZE, F(aof_rewrite_min_size), 0, 1LL << 50, "64mb", NULL, 1 },
+    { "persistence.snapshot.save", T_SAVE, F(save), 0, 0, "[\"3600 1\", \"300 100\", \"60 10000\"]", NULL, 1 },
 };
 
 #define NKEYS (sizeof(schema) / sizeof(schema[0]))
@@ -223,6 +229,17 @@ static int is_null(yaml_node_t *n)
     return n->data.scalar.length == 0 || !strcmp(v, "~") || !strcmp(v, "null");
 }
 
+/* "SECONDS CHANGES", both whole numbers, seconds >= 1. */
+static int parse_save_point(const char *v, kv_save_point_t *sp)
+{
+    unsigned long long secs, changes;
+    char extra;
+    if (sscanf(v, "%llu %llu %c", &secs, &changes, &extra) != 2 || secs == 0) return -1;
+    if (!isdigit((unsigned char) *v)) return -1;
+    sp->seconds = secs, sp->changes = changes;
+    return 0;
+}
+
 static int set_scalar(loader_t *l, const conf_key_t *k, const char *v)
 {
     void *f = field(l, k);
@@ -309,6 +326,12 @@ static int set_scalar(loader_t *l, const conf_key_t *k, const char *v)
         if (strlen(v) >= k->size) return fail(l, "%s: longer than %zu bytes", k->key, k->size - 1);
         strcpy(f, v);
         return 0;
+    case T_SAVE:
+        if (*v == '\0') { l->conf->nsave = 0; return 0; }
+        if (parse_save_point(v, &l->conf->save[0]) != 0)
+            return fail(l, "%s: expected \"SECONDS CHANGES\" such as \"300 100\", got \"%s\"", k->key, v);
+        l->conf->nsave = 1;
+        return 0;
     case T_ADDR_LIST: {
         kv_conf_t *c = l->conf;
         if (kv_conf_parse_addr(v, &c->listen[0], e, sizeof(e)) != 0) return fail(l, "%s: %s", k->key, e);
@@ -328,6 +351,9 @@ static int set_sequence(loader_t *l, yaml_document_t *doc, const conf_key_t *k, 
     if (k->type == T_ADDR_LIST) {
         if (count < 1 || count > KV_LISTEN_MAX)
             return fail(l, "%s: expected 1 to %d addresses, got %d", k->key, KV_LISTEN_MAX, count);
+    } else if (k->type == T_SAVE) {
+        if (count > KV_SAVE_POINTS_MAX)
+            return fail(l, "%s: at most %d save points, got %d", k->key, KV_SAVE_POINTS_MAX, count);
     } else if (k->type == T_CPUS) {
         l->cpus_line = l->line, l->cpus_col = l->col;
         if (count < 1 || count > KV_SHARDS_MAX)
@@ -345,6 +371,9 @@ static int set_sequence(loader_t *l, yaml_document_t *doc, const conf_key_t *k, 
             char e[256];
             if (kv_conf_parse_addr(v, &c->listen[idx], e, sizeof(e)) != 0)
                 return fail(l, "%s: %s", k->key, e);
+        } else if (k->type == T_SAVE) {
+            if (parse_save_point(v, &c->save[idx]) != 0)
+                return fail(l, "%s: expected \"SECONDS CHANGES\" such as \"300 100\", got \"%s\"", k->key, v);
         } else {
             int64_t cpu;
             if (parse_int64(v, &cpu) != 0 || cpu < 0 || cpu >= CPU_SETSIZE)
@@ -353,6 +382,7 @@ static int set_sequence(loader_t *l, yaml_document_t *doc, const conf_key_t *k, 
         }
     }
     if (k->type == T_ADDR_LIST) c->nlisten = count;
+    else if (k->type == T_SAVE) c->nsave = count;
     else c->cpu_mode = KV_CPU_LIST, c->ncpus = count;
     return 0;
 }
@@ -410,7 +440,7 @@ static int apply_node(loader_t *l, yaml_document_t *doc, const char *path, yaml_
     node_at(l, n);
     if (n->type == YAML_MAPPING_NODE) return fail(l, "%s: expected a value, not a mapping", k->key);
     if (n->type == YAML_SEQUENCE_NODE) return set_sequence(l, doc, k, n);
-    if (is_null(n) && k->type != T_ADDR && k->type != T_STRING) return fail(l, "%s: a value is required", k->key);
+    if (is_null(n) && k->type != T_ADDR && k->type != T_STRING && k->type != T_SAVE) return fail(l, "%s: a value is required", k->key);
     return set_scalar(l, k, is_null(n) ? "" : (const char *) n->data.scalar.value);
 }
 
@@ -451,7 +481,7 @@ static int apply_yaml(loader_t *l, const char *text, size_t len, const char *pre
         }
     } else if (*prefix) {
         const conf_key_t *k = find_key(prefix);
-        rc = k && (k->type == T_ADDR || k->type == T_STRING) ? set_scalar(l, k, "") : fail(l, "%s: a value is required", prefix);
+        rc = k && (k->type == T_ADDR || k->type == T_STRING || k->type == T_SAVE) ? set_scalar(l, k, "") : fail(l, "%s: a value is required", prefix);
     }
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
@@ -570,6 +600,8 @@ void kv_conf_diff(const kv_conf_t *a, const kv_conf_t *b, kv_conf_change_cb cb, 
             differ = a->cpu_mode != b->cpu_mode || a->ncpus != b->ncpus || differ;
         if (k->type == T_ADDR_LIST)
             differ = a->nlisten != b->nlisten || differ;
+        if (k->type == T_SAVE)
+            differ = a->nsave != b->nsave || differ;
         if (differ) cb(k->key, k->reload, data);
     }
 }

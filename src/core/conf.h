@@ -29,6 +29,17 @@ typedef struct {
 
 typedef enum { KV_CPU_AUTO = 0, KV_CPU_OFF, KV_CPU_LIST } kv_cpu_mode_e;
 
+/* persistence.aof.fsync, Redis's appendfsync */
+typedef enum { KV_FSYNC_ALWAYS = 0, KV_FSYNC_EVERYSEC, KV_FSYNC_NO } kv_fsync_e;
+
+#define KV_SAVE_POINTS_MAX 16
+
+/* A snapshot save point: after `seconds` if at least `changes` writes. */
+typedef struct {
+    uint64_t seconds;
+    uint64_t changes;
+} kv_save_point_t;
+
 /* How keys map to shards (shard/route.h). */
 typedef enum { KV_ROUTING_HASH = 0, KV_ROUTING_SLOTS } kv_routing_e;
 
@@ -63,6 +74,12 @@ typedef struct {
     uint64_t output_buffer_limit;       /* bytes of unsent replies; 0 = none */
     char     requirepass[KV_PASS_MAX];  /* security.requirepass; "" = none  */
     uint64_t hz;                        /* expiry.hz, 1..500                */
+    int      aof_enabled;               /* persistence.aof.enabled          */
+    int      aof_fsync;                 /* kv_fsync_e                       */
+    uint64_t aof_rewrite_percentage;    /* persistence.aof.auto_rewrite_percentage */
+    uint64_t aof_rewrite_min_size;      /* persistence.aof.auto_rewrite_min_size */
+    kv_save_point_t save[KV_SAVE_POINTS_MAX];   /* persistence.snapshot.save */
+    int      nsave;
 } kv_conf_t;
 
 /* An override from the command line: `-o path.to.key=value`. */
