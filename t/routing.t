@@ -25,28 +25,11 @@ is(crc16('123456789'), 0x31c3, 'CRC16 reference vector');
 
 my $k = Kevy->new(shards => 2, yaml => "routing: slots\n");
 
-sub counts {
-    my (undef, $m) = $k->http('GET', '/metrics');
-    my %c;
-    $c{$1} = $2 while $m =~ /^kevy_shard_commands_processed_total\{shard="(\d+)"\} (\d+)$/mg;
-    return \%c;
-}
-sub owner_of {
-    my ($key) = @_;
-    my $c = $k->connect;
-    sleep 0.25;                 # counters publish every 100 ms: let them settle
-    my $before = counts();
-    $c->cmd('EXISTS', $key) for 1 .. 50;
-    my $owner;
-    Kevy::wait_until(sub { my $a = counts(); ($owner) = grep { $a->{$_} - $before->{$_} >= 50 } keys %$a; defined $owner }, 3);
-    $c->close;
-    return $owner;
-}
 
 my $ok = 1;
 for my $key (qw(foo bar baz user:1000 {user1000}.following a b c)) {
     my $want = int(slot($key) * 2 / 16384);
-    my $got = owner_of($key);
+    my $got = $k->owner_of($key);
     $ok = 0 unless defined $got && $got == $want;
     diag "$key: slot " . slot($key) . " expected shard $want, got " . ($got // 'none') unless defined $got && $got == $want;
 }

@@ -12,28 +12,6 @@ use Kevy;
 my $k = Kevy->new(shards => 3);
 
 # Per-shard commands processed, from /metrics.
-sub counts {
-    my (undef, $m) = $k->http('GET', '/metrics');
-    my %c;
-    $c{$1} = $2 while $m =~ /^kevy_shard_commands_processed_total\{shard="(\d+)"\} (\d+)$/mg;
-    return \%c;
-}
-# The shard that runs a command on $key (counters are published every 100 ms).
-sub owner_of {
-    my ($key) = @_;
-    my $c = $k->connect;
-    sleep 0.25;                 # counters publish every 100 ms: let them settle
-    my $before = counts();
-    $c->cmd('EXISTS', $key) for 1 .. 50;
-    my ($owner, $after);
-    Kevy::wait_until(sub {
-        $after = counts();
-        ($owner) = grep { ($after->{$_} - $before->{$_}) >= 50 } keys %$after;
-        defined $owner;
-    }, 3);
-    $c->close;
-    return $owner;
-}
 
 my $c = $k->connect;
 is($c->cmd('SET', 'a', '1'), '+OK', 'SET');
@@ -51,7 +29,7 @@ is($bad, 0, "$n SET+GET pairs pipelined across shards, replies in order");
 
 # The keys really are spread: every shard ran some of them.
 my $cnt;
-Kevy::wait_until(sub { $cnt = counts(); 3 == grep { $cnt->{$_} > 1000 } keys %$cnt }, 3);
+Kevy::wait_until(sub { $cnt = $k->shard_counts; 3 == grep { $cnt->{$_} > 1000 } keys %$cnt }, 3);
 is(scalar(grep { $cnt->{$_} > 1000 } keys %$cnt), 3, 'every shard executed commands');
 
 # Multi-key and all-shard commands.
@@ -99,8 +77,8 @@ my $m = $c->cmd('SCAN', 0, 'MATCH', 'key:1????', 'COUNT', 100000);
 ok(ref $m eq 'ARRAY', 'SCAN MATCH');
 
 # Hash tags put keys on one shard: a tagged pipeline runs on one owner.
-my $o1 = owner_of('{user42}.a');
-my $o2 = owner_of('{user42}.b');
+my $o1 = $k->owner_of('{user42}.a');
+my $o2 = $k->owner_of('{user42}.b');
 ok(defined $o1 && $o1 eq $o2, "{user42}.a and {user42}.b share shard " . ($o1 // '?'));
 
 # Keys and values that do not pair up get the handler's error, unsplit.
@@ -168,9 +146,9 @@ is($c->cmd('DBSIZE'), ':0', 'every shard flushed');
     my $mine = $id % 3;
     # A key owned by another shard.
     my $key;
-    for my $i (1 .. 100) { my $o = owner_of("victim$i"); if (defined $o && $o ne $mine) { $key = "victim$i"; last } }
+    for my $i (1 .. 100) { my $o = $k->owner_of("victim$i"); if (defined $o && $o ne $mine) { $key = "victim$i"; last } }
     ok(defined $key, "found a key owned by another shard than $mine");
-    my $owner = owner_of($key);
+    my $owner = $k->owner_of($key);
     my $pid = $k->workers->{$owner};
     kill 'STOP', $pid;
     $hold->send_raw(Kevy::Conn::encode('GET', $key) . Kevy::Conn::encode('PING'));

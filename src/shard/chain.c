@@ -19,47 +19,11 @@
 #include <strings.h>
 
 #include "persist/rdbobj.h"
-#include "shard/chain.h"
+#include "shard/chain_int.h"
 #include "shard/db.h"
-#include "shard/gather.h"
 #include "shard/route.h"
 
-typedef enum { CH_MSETNX, CH_RENAME, CH_RENAMENX, CH_COPY, CH_SCAN, CH_SCATTER } chain_kind_e;
-
-/* SCATTER: one involved key, as fetched from its shard. */
-typedef struct {
-    int     arg;                /* index in argv                         */
-    int     shard;
-    int     exists;
-    char   *payload;            /* DUMP payload when it exists           */
-    size_t  plen;
-    int64_t ttl;                /* absolute unix ms, -1 none             */
-} skey_t;
-
-typedef struct chain_s {
-    chain_kind_e kind;
-    int          step;
-    int          argc;
-    kv_resp_arg *argv;          /* copies: the query buffer moves on     */
-    int          replace;
-    int          src_shard, dst_shard;
-    char        *payload;       /* exported value                        */
-    size_t       plen;
-    char         ttl[24];
-    /* SCAN: the shard being scanned, the keys gathered so far */
-    int          shard;
-    long long    count, nkeys;
-    kv_reply_buf keys;
-    /* SCATTER */
-    const kv_cmd_t *cmd;
-    skey_t      *skeys;
-    int          nskeys;
-    kv_reply_buf reply;         /* the command's reply, sent after write-back */
-    char       **wb;            /* write-back payload/ttl strings to free  */
-    int          nwb;
-} chain_t;
-
-static void chain_free(chain_t *ch)
+void chain_free(chain_t *ch)
 {
     for (int i = 0; i < ch->argc; i++) free((void *) ch->argv[i].ptr);
     free(ch->argv);
@@ -73,15 +37,12 @@ static void chain_free(chain_t *ch)
     free(ch);
 }
 
-static const kv_cmd_t *cmd_named(const char *name)
+const kv_cmd_t *cmd_named(const char *name)
 {
     return kv_cmd_lookup_any(name, strlen(name));
 }
 
-static kv_resp_arg arg(const char *s) { return (kv_resp_arg) { s, strlen(s) }; }
 
-/* Issue one round: parts are (shard, argv) pairs; returns 1 (issued). */
-static void round_begin(kv_slot_t *s, int nparts) { s->outstanding = nparts + 1; }
 
 static int reply_is(const char *flat, const char *prefix) { return !strncmp(flat, prefix, strlen(prefix)); }
 
@@ -135,7 +96,7 @@ static int msetnx_step(kv_slot_t *s, chain_t *ch, char **flat, size_t *len)
 
 /* ---- RENAME / RENAMENX / COPY ---------------------------------------------- */
 
-static int one_part(kv_slot_t *s, int shard, int argc, kv_resp_arg *argv)
+int one_part(kv_slot_t *s, int shard, int argc, kv_resp_arg *argv)
 {
     round_begin(s, 1);
     kv_fwd_part(s, 0, shard, cmd_named(argv[0].ptr), argc, argv);
@@ -149,7 +110,7 @@ static int export_round(kv_slot_t *s, chain_t *ch, int del)
 }
 
 /* Read "*2 $payload :ttl" from kevy.export; 0 when the key is missing. */
-static int take_export(chain_t *ch, const char *flat, size_t len)
+int take_export(chain_t *ch, const char *flat, size_t len)
 {
     if (len < 4 || flat[0] != '*' || flat[1] == '-') return 0;
     const char *p = strchr(flat, '\n');
@@ -209,213 +170,6 @@ static int move_step(kv_slot_t *s, chain_t *ch, char **flat, size_t *len)
     return 0;
 }
 
-/* ---- SCAN -----------------------------------------------------------------
- *
- * The client's cursor carries the shard in its top 16 bits and that
- * shard's own cursor in the low 48, so shard 0's cursors look like Redis's.
- * When a shard's iteration ends and fewer than COUNT keys were found, the
- * same call goes on with the next shard; a small keyspace is returned
- * whole with cursor 0, as Redis does. Each shard keeps Redis's guarantee
- * (every key present throughout is returned), so the whole scan does.
- */
-#define SCAN_LOCAL_BITS 48
-#define SCAN_LOCAL_MASK ((1ULL << SCAN_LOCAL_BITS) - 1)
-
-static int scan_round(kv_slot_t *s, chain_t *ch, unsigned long long local)
-{
-    char cur[24];
-    snprintf(cur, sizeof(cur), "%llu", local);
-    kv_resp_arg *argv = malloc(sizeof(*argv) * (size_t) ch->argc);
-    if (!argv) abort();
-    memcpy(argv, ch->argv, sizeof(*argv) * (size_t) ch->argc);
-    argv[1] = arg(cur);
-    round_begin(s, 1);
-    kv_fwd_part(s, 0, ch->shard, cmd_named("scan"), ch->argc, argv);
-    free(argv);
-    return 1;
-}
-
-static int scan_step(kv_slot_t *s, chain_t *ch, char **flat, size_t *len)
-{
-    if (ch->step++ == 0) return scan_round(s, ch, strtoull(ch->argv[1].ptr, NULL, 10) & SCAN_LOCAL_MASK);
-    const char *r = flat[0], *end = flat[0] + len[0];
-    if (!len[0] || r[0] != '*') {       /* an error (syntax, ...) */
-        kv_reply_raw(&s->out, r, len[0]);
-        return 0;
-    }
-    /* "*2\r\n$N\r\n<cursor>\r\n*M\r\n<M bulks>" */
-    const char *p = strchr(r, '\n') + 1;               /* $N      */
-    p = strchr(p, '\n') + 1;                           /* cursor  */
-    unsigned long long next = strtoull(p, NULL, 10);
-    p = strchr(p, '\n') + 1;                           /* *M      */
-    ch->nkeys += strtoll(p + 1, NULL, 10);
-    p = strchr(p, '\n') + 1;
-    kv_reply_raw(&ch->keys, p, (size_t) (end - p));
-    int n = kv_route_nshards();
-    if (next == 0 && ch->shard + 1 < n && ch->nkeys < ch->count) {
-        ch->shard++;
-        return scan_round(s, ch, 0);
-    }
-    unsigned long long cursor;
-    if (next != 0) cursor = ((unsigned long long) ch->shard << SCAN_LOCAL_BITS) | next;
-    else cursor = ch->shard + 1 < n ? (unsigned long long) (ch->shard + 1) << SCAN_LOCAL_BITS : 0;
-    char buf[24];
-    int bl = snprintf(buf, sizeof(buf), "%llu", cursor);
-    kv_reply_array(&s->out, 2);
-    kv_reply_bulk(&s->out, buf, (size_t) bl);
-    kv_reply_array(&s->out, ch->nkeys);
-    struct iovec iov[64];
-    int k;
-    while ((k = kv_reply_buf_iov(&ch->keys, iov, 64)) > 0) {
-        size_t got = 0;
-        for (int i = 0; i < k; i++) kv_reply_raw(&s->out, iov[i].iov_base, iov[i].iov_len), got += iov[i].iov_len;
-        kv_reply_buf_consume(&ch->keys, got);
-    }
-    return 0;
-}
-
-/* ---- SCATTER: a spanning command on copies of its keys ----------------------
- *
- * Round 1 fetches every key (kevy.export, kept); then the command's own
- * handler runs here on a scratch keyspace holding those copies, so its
- * reply and its errors (WRONGTYPE, syntax) are exactly the single-shard
- * ones; round 2 writes back every key whose value or expiry changed
- * (RESTORE ... ABSTTL REPLACE, or DEL). Costs a copy of each key, so it
- * suits the commands that need it (SUNIONSTORE, LMOVE, BITOP, ...).
- */
-/* The write-back is done (flat NULL: nothing to write): the reply. */
-static int scatter_done(kv_slot_t *s, chain_t *ch, char **flat, size_t *len)
-{
-    for (int i = 0; flat && i < s->nparts; i++) {
-        if (len[i] && flat[i][0] == '-') {
-            kv_reply_raw(&s->out, flat[i], len[i]);
-            return 0;
-        }
-    }
-    struct iovec iov[64];
-    int k;
-    while ((k = kv_reply_buf_iov(&ch->reply, iov, 64)) > 0) {
-        size_t got = 0;
-        for (int i = 0; i < k; i++) kv_reply_raw(&s->out, iov[i].iov_base, iov[i].iov_len), got += iov[i].iov_len;
-        kv_reply_buf_consume(&ch->reply, got);
-    }
-    return 0;
-}
-
-static int scatter_fetch(kv_slot_t *s, chain_t *ch)
-{
-    round_begin(s, ch->nskeys);
-    for (int i = 0; i < ch->nskeys; i++) {
-        kv_resp_arg argv[3] = { arg("kevy.export"), ch->argv[ch->skeys[i].arg], arg("0") };
-        kv_fwd_part(s, i, ch->skeys[i].shard, cmd_named("kevy.export"), 3, argv);
-    }
-    return 1;
-}
-
-static char *dup_bytes(const void *p, size_t n)
-{
-    char *d = malloc(n ? n : 1);
-    if (!d) abort();
-    memcpy(d, p, n);
-    return d;
-}
-
-static int scatter_run(kv_slot_t *s, chain_t *ch, char **flat, size_t *len)
-{
-    for (int i = 0; i < ch->nskeys; i++) {
-        if (len[i] && flat[i][0] == '-') {              /* e.g. -LOADING */
-            kv_reply_raw(&s->out, flat[i], len[i]);
-            return 0;
-        }
-        chain_t tmp = { 0 };
-        if (take_export(&tmp, flat[i], len[i])) {
-            skey_t *k = &ch->skeys[i];
-            k->exists = 1;
-            k->payload = tmp.payload, k->plen = tmp.plen;
-            k->ttl = strtoll(tmp.ttl, NULL, 10);
-            if (k->ttl == 0) k->ttl = -1;
-        }
-    }
-    kv_db_t *db = kv_db_new();
-    for (int i = 0; i < ch->nskeys; i++) {
-        skey_t *k = &ch->skeys[i];
-        const kv_resp_arg *key = &ch->argv[k->arg];
-        if (k->exists && kv_rdbobj_import(db, key->ptr, key->len, k->payload, k->plen, k->ttl) != KV_RDB_OK) {
-            kv_db_free(db);
-            kv_reply_error_cstr(&s->out, "kevy cannot move this key's value between shards");
-            return 0;
-        }
-    }
-    kv_client_t sc;
-    memset(&sc, 0, sizeof(sc));
-    sc.srv = kv_fwd_server();
-    sc.db = db;
-    sc.argc = ch->argc, sc.argv = ch->argv;
-    kv_reply_buf_init(&sc.out);
-    sc.srv->commands++;
-    ch->cmd->proc(&sc);
-    ch->reply = sc.out;
-
-    /* What changed goes back to its shard. */
-    int nparts = 0;
-    kv_resp_arg (*parts)[6] = calloc((size_t) ch->nskeys, sizeof(*parts));
-    int *pargc = calloc((size_t) ch->nskeys, sizeof(int)), *pshard = calloc((size_t) ch->nskeys, sizeof(int));
-    ch->wb = calloc((size_t) ch->nskeys * 2, sizeof(char *));
-    if (!parts || !pargc || !pshard || !ch->wb) abort();
-    for (int i = 0; i < ch->nskeys; i++) {
-        skey_t *k = &ch->skeys[i];
-        const kv_resp_arg *key = &ch->argv[k->arg];
-        kv_dict_entry *e = kv_db_find(db, key->ptr, key->len, KV_LOOKUP_WRITE | KV_LOOKUP_NOTOUCH);
-        if (!e) {
-            if (!k->exists) continue;
-            parts[nparts][0] = arg("del");
-            parts[nparts][1] = *key;
-            pargc[nparts] = 2;
-        } else {
-            kv_rdb_buf b;
-            int64_t ttl = -1;
-            kv_rdb_buf_init(&b);
-            kv_rdbobj_export(e, &b, &ttl);
-            if (k->exists && ttl == k->ttl && b.len == k->plen && !memcmp(b.p, k->payload, b.len)) {
-                kv_rdb_buf_free(&b);
-                continue;
-            }
-            char *p = dup_bytes(b.p, b.len), *t = malloc(24);
-            if (!t) abort();
-            snprintf(t, 24, "%lld", (long long) (ttl > 0 ? ttl : 0));
-            ch->wb[ch->nwb++] = p, ch->wb[ch->nwb++] = t;
-            parts[nparts][0] = arg("restore");
-            parts[nparts][1] = *key;
-            parts[nparts][2] = arg(t);
-            parts[nparts][3] = (kv_resp_arg) { p, b.len };
-            parts[nparts][4] = arg("ABSTTL");
-            parts[nparts][5] = arg("REPLACE");
-            pargc[nparts] = 6;
-            kv_rdb_buf_free(&b);
-        }
-        pshard[nparts++] = k->shard;
-    }
-    kv_db_free(db);
-    if (nparts == 0) {
-        free(parts), free(pargc), free(pshard);
-        return scatter_done(s, ch, NULL, NULL);
-    }
-    round_begin(s, nparts);
-    for (int i = 0; i < nparts; i++)
-        kv_fwd_part(s, i, pshard[i], cmd_named(parts[i][0].ptr), pargc[i], parts[i]);
-    free(parts), free(pargc), free(pshard);
-    return 1;
-}
-
-static int scatter_step(kv_slot_t *s, chain_t *ch, char **flat, size_t *len)
-{
-    switch (ch->step++) {
-    case 0: return scatter_fetch(s, ch);
-    case 1: return scatter_run(s, ch, flat, len);
-    default: return scatter_done(s, ch, flat, len);
-    }
-}
-
 /* ---- driving ------------------------------------------------------------------ */
 
 static void chain_combine(kv_slot_t *s)
@@ -426,8 +180,8 @@ static void chain_combine(kv_slot_t *s)
         size_t len[s->nparts];
         for (int i = 0; i < s->nparts; i++) flat[i] = kv_gather_flatten(&s->parts[i], &len[i]);
         int more = ch->kind == CH_MSETNX  ? msetnx_step(s, ch, flat, len)
-                 : ch->kind == CH_SCAN    ? scan_step(s, ch, flat, len)
-                 : ch->kind == CH_SCATTER ? scatter_step(s, ch, flat, len)
+                 : ch->kind == CH_SCAN    ? kv_chain_scan_step(s, ch, flat, len)
+                 : ch->kind == CH_SCATTER ? kv_chain_scatter_step(s, ch, flat, len)
                                           : move_step(s, ch, flat, len);
         for (int i = 0; i < s->nparts; i++) free(flat[i]);
         if (!more) {
@@ -441,7 +195,7 @@ static void chain_combine(kv_slot_t *s)
     }
 }
 
-static chain_t *chain_new(kv_client_t *c, chain_kind_e kind, int src, int dst, int replace)
+chain_t *chain_new(kv_client_t *c, chain_kind_e kind, int src, int dst, int replace)
 {
     chain_t *ch = calloc(1, sizeof(*ch));
     if (!ch) abort();
@@ -463,7 +217,7 @@ static chain_t *chain_new(kv_client_t *c, chain_kind_e kind, int src, int dst, i
 }
 
 /* Run the chain's first step; its later steps run as replies come. */
-static void chain_run(kv_client_t *c, chain_t *ch, int nparts)
+void chain_run(kv_client_t *c, chain_t *ch, int nparts)
 {
     kv_slot_t *s = kv_fwd_slot(c, nparts, chain_combine);
     s->cdata = ch;
@@ -473,58 +227,10 @@ static void chain_run(kv_client_t *c, chain_t *ch, int nparts)
     kv_fwd_part_done(s);
 }
 
-/* SCAN's cursor as Redis reads it (strtoul): an optional sign, digits,
- * no blanks, no overflow; "-1" is 2^64-1. */
-static int parse_cursor(const kv_resp_arg *a, unsigned long long *out)
-{
-    size_t i = 0;
-    int neg = 0;
-    if (a->len > 0 && (a->ptr[0] == '-' || a->ptr[0] == '+')) neg = a->ptr[0] == '-', i = 1;
-    if (a->len == i || a->len - i > 20) return -1;
-    unsigned long long v = 0;
-    for (; i < a->len; i++) {
-        if (a->ptr[i] < '0' || a->ptr[i] > '9') return -1;
-        unsigned d = (unsigned) (a->ptr[i] - '0');
-        if (v > (~0ULL - d) / 10) return -1;
-        v = v * 10 + d;
-    }
-    *out = neg ? (unsigned long long) -v : v;
-    return 0;
-}
-
-static int scan_route(kv_client_t *c)
-{
-    unsigned long long cur;
-    if (parse_cursor(&c->argv[1], &cur) != 0) {
-        kv_reply_error_cstr(&c->out, "invalid cursor");
-        return KV_CHAIN_TAKEN;
-    }
-    if ((cur >> SCAN_LOCAL_BITS) >= (unsigned long long) kv_route_nshards()) {
-        /* Past the last shard: nothing left, as a cursor past Redis's table. */
-        kv_reply_array(&c->out, 2);
-        kv_reply_bulk(&c->out, "0", 1);
-        kv_reply_array(&c->out, 0);
-        return KV_CHAIN_TAKEN;
-    }
-    long long count = 10;
-    for (int i = 2; i + 1 < c->argc; i++) {
-        if (c->argv[i].len == 5 && !strncasecmp(c->argv[i].ptr, "count", 5)) {
-            count = strtoll(c->argv[i + 1].ptr, NULL, 10);      /* the shard validates it */
-            if (count < 1) count = 1;
-            i++;
-        }
-    }
-    chain_t *ch = chain_new(c, CH_SCAN, -1, -1, 0);
-    ch->shard = (int) (cur >> SCAN_LOCAL_BITS);
-    ch->count = count;
-    chain_run(c, ch, 1);
-    return KV_CHAIN_TAKEN;
-}
-
 int kv_chain_route(kv_client_t *c, const kv_cmd_t *cmd)
 {
     const char *name = cmd->name;
-    if (!strcmp(name, "scan")) return scan_route(c);
+    if (!strcmp(name, "scan")) return kv_chain_scan_route(c);
     if (!strcmp(name, "msetnx")) {
         if (c->argc % 2 == 0) return KV_CHAIN_ERROR;     /* the handler's arity error */
         chain_run(c, chain_new(c, CH_MSETNX, -1, -1, 0), kv_route_nshards());
@@ -546,35 +252,6 @@ int kv_chain_route(kv_client_t *c, const kv_cmd_t *cmd)
     if (src == dst) return KV_CHAIN_NO;
     chain_run(c, chain_new(c, rename ? CH_RENAME : renamenx ? CH_RENAMENX : CH_COPY, src, dst, replace), 1);
     return KV_CHAIN_TAKEN;
-}
-
-void kv_chain_scatter(kv_client_t *c, const kv_cmd_t *cmd)
-{
-    int idx[c->argc + 1];
-    int n = kv_gather_keys(c, cmd, idx);
-    if (n <= 0) {                       /* cannot happen: it spans shards */
-        kv_reply_error_cstr(&c->out, "-CROSSSLOT Keys in request don't hash to the same slot");
-        return;
-    }
-    chain_t *ch = chain_new(c, CH_SCATTER, -1, -1, 0);
-    ch->cmd = cmd;
-    kv_reply_buf_init(&ch->reply);
-    ch->skeys = calloc((size_t) n, sizeof(skey_t));
-    if (!ch->skeys) abort();
-    for (int i = 0; i < n; i++) {
-        const kv_resp_arg *a = &c->argv[idx[i]];
-        int dup = 0;
-        for (int j = 0; j < ch->nskeys && !dup; j++) {
-            const kv_resp_arg *b = &c->argv[ch->skeys[j].arg];
-            dup = a->len == b->len && !memcmp(a->ptr, b->ptr, a->len);
-        }
-        if (dup) continue;
-        skey_t *k = &ch->skeys[ch->nskeys++];
-        k->arg = idx[i];
-        k->shard = kv_route_shard(a->ptr, a->len);
-        k->ttl = -1;
-    }
-    chain_run(c, ch, ch->nskeys);
 }
 
 /* ---- kevy.export key del ------------------------------------------------------------

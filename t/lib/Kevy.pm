@@ -159,6 +159,36 @@ sub cli {
     return $out;
 }
 
+# ---- shards --------------------------------------------------------------
+
+# Commands processed per shard, from /metrics ({shard => count}).
+sub shard_counts {
+    my $self = shift;
+    my (undef, $m) = $self->http('GET', '/metrics');
+    my %c;
+    $c{$1} = $2 while ($m // '') =~ /^kevy_shard_commands_processed_total\{shard="(\d+)"\} (\d+)$/mg;
+    return \%c;
+}
+
+# The shard that runs commands on $key: send it 50 EXISTS and see whose
+# counter moves (counters are published every 100 ms: let them settle).
+sub owner_of {
+    my ($self, $key) = @_;
+    my $c = $self->connect;
+    sleep 0.25;
+    my $before = $self->shard_counts;
+    $c->cmd('EXISTS', $key) for 1 .. 50;
+    my $owner;
+    wait_until(sub {
+        my $after = $self->shard_counts;
+        my @moved = grep { $after->{$_} - ($before->{$_} // 0) >= 50 } keys %$after;
+        $owner = $moved[0] if @moved == 1;
+        defined $owner;
+    }, 3);
+    $c->close;
+    return $owner;
+}
+
 # ---- processes ----------------------------------------------------------------
 
 # Worker pids by shard id, read from /proc (children of the master titled

@@ -13,16 +13,9 @@
 
 #include "shard/bitmap.h"
 
-static int quick(void) { return getenv("KV_TEST_QUICK") != NULL; }
+#include "testutil.h"
 
-static uint64_t rs = 0x9E3779B97F4A7C15ULL;
-static uint64_t rnd(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return rs;
-}
+
 
 static int getbit(const unsigned char *p, size_t len, uint64_t i)
 {

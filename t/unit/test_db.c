@@ -12,16 +12,9 @@
 
 #include "shard/db.h"
 
-static int quick(void) { return getenv("KV_TEST_QUICK") != NULL; }
+#include "testutil.h"
 
-static uint64_t rs = 0x9E3779B97F4A7C15ULL;
-static uint64_t rnd(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return rs;
-}
+
 
 static kv_obj *get(kv_db_t *db, const char *k)
 {

@@ -15,18 +15,11 @@
 #include "persist/rdbobj.h"
 #include "shard/quicklist.h"
 
+#include "testutil.h"
+
 void kv_list_register(void);
 
-static int quick(void) { return getenv("KV_TEST_QUICK") != NULL; }
 
-static uint64_t rs = 0x9E3779B97F4A7C15ULL;
-static uint64_t rnd(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return rs;
-}
 
 /* ---- model --------------------------------------------------------------- */
 

@@ -13,16 +13,9 @@
 
 #include "shard/listpack.h"
 
-static int quick(void) { return getenv("KV_TEST_QUICK") != NULL; }
+#include "testutil.h"
 
-static uint64_t rs = 0x9E3779B97F4A7C15ULL;
-static uint64_t rnd(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return rs;
-}
+
 
 /* A random element: integers near every encoding boundary, short, 12-bit
  * and 32-bit-length strings, non-canonical numbers. */

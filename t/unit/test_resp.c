@@ -14,7 +14,8 @@
 #include "shard/reply.h"
 #include "shard/resp.h"
 
-static int quick(void) { return getenv("KV_TEST_QUICK") != NULL; }
+#include "testutil.h"
+
 
 /* ---- transcript helpers ---------------------------------------------- */
 
