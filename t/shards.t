@@ -137,6 +137,20 @@ is($c->cmd('kevy.export', 'copy1', '0'), "-ERR unknown command 'kevy.export', wi
 is($c->cmd('FLUSHALL'), '+OK', 'FLUSHALL');
 is($c->cmd('DBSIZE'), ':0', 'every shard flushed');
 
+# Expiry: lazily on access, and actively at hz on every shard, with no
+# access at all (DBSIZE counts keys not yet reclaimed, as Redis).
+{
+    $c->send_raw(join '', map { Kevy::Conn::encode('SET', "exp$_", 'v', 'PX', 150) } 1 .. 3000);
+    $c->read_reply for 1 .. 3000;
+    $c->cmd('SET', 'lazy', 'v', 'PX', 100);
+    is($c->cmd('DBSIZE'), ':3001', 'volatile keys stored');
+    ok(Kevy::wait_until(sub { $c->cmd('DBSIZE') eq ':0' }, 10), 'the active expire cycle reclaimed them on every shard');
+    is($c->cmd('GET', 'lazy'), undef, 'an expired key reads as missing');
+    my $info = $c->cmd('INFO', 'stats');
+    my ($expired) = $info =~ /expired_keys:(\d+)/;
+    is($expired, 3001, 'INFO expired_keys summed over the shards');
+}
+
 # A peer killed mid-request: the caller gets -LOADING, not a hang, and the
 # other shards keep serving.
 {
