@@ -5,7 +5,7 @@ OBJS ?= objs
 ASAN = $(OBJS)/asan
 AUTO_FILES = $(filter-out auto/lib,$(wildcard auto/* auto/lib/*))
 
-.PHONY: default all build test unit-test asan-test integration-test run bench install clean
+.PHONY: default all build test unit-test asan-test integration-test asan-integration-test run bench install clean
 
 default: build
 all: build
@@ -16,9 +16,11 @@ $(OBJS)/Makefile: configure $(AUTO_FILES)
 build: $(OBJS)/Makefile
 	$(MAKE) -f $(OBJS)/Makefile all
 
-# Every test: unit tests, the same under ASan+UBSan, then the integration
-# tests that start the real server.
-test: unit-test asan-test integration-test
+# Every test: unit tests, the same under ASan+UBSan, the integration tests
+# that start the real server, and the protocol, cross-shard, server and
+# differential suites once more against the server built with ASan+UBSan
+# (any report aborts the server, which fails the test).
+test: unit-test asan-test integration-test asan-integration-test
 
 unit-test: build
 	$(MAKE) -f $(OBJS)/Makefile unit
@@ -33,6 +35,11 @@ asan-test: $(ASAN)/Makefile
 
 integration-test: build
 	KEVY_BIN=$(OBJS)/kevy prove -j2 -I t/lib t/
+
+asan-integration-test: $(ASAN)/Makefile
+	$(MAKE) -f $(ASAN)/Makefile all
+	ASAN_OPTIONS=detect_leaks=0 KEVY_DIFF_TIMEOUT=30 KEVY_BIN=$(ASAN)/kevy \
+	    prove -j2 -I t/lib t/protocol.t t/shards.t t/server.t t/diff.t
 
 run: build
 	$(OBJS)/kevy -c conf/kevy.yaml
