@@ -123,6 +123,11 @@ static unsigned snapshot(kv_admin_t *a, uint64_t now)
 
 static const char *reason_of(kv_admin_t *a, uint32_t i)
 {
+    /* The worker's own word (e.g. a corrupt snapshot) comes first. */
+    static char ctl_reason[sizeof(((kv_shard_ctl_t *) 0)->reason)];
+    memcpy(ctl_reason, a->seg->shard[i].reason, sizeof(ctl_reason));
+    ctl_reason[sizeof(ctl_reason) - 1] = '\0';
+    if (ctl_reason[0]) return ctl_reason;
     return a->reason && a->reason[i][0] ? a->reason[i] : NULL;
 }
 

@@ -12,6 +12,7 @@
 #include "core/master.h"
 #include "core/process.h"
 #include "core/version.h"
+#include "persist/snapshot.h"
 #include "kv_auto_config.h"
 
 #define DEFAULT_CONF KV_PREFIX "/etc/kevy/kevy.yaml"
@@ -29,7 +30,9 @@ static void usage(FILE *out)
         "  -t            test the configuration and exit\n"
         "  -s SIGNAL     send a signal to the running master: stop, quit, reload, reopen\n"
         "  -v            show the version and exit\n"
-        "  -h            show this help and exit\n");
+        "  -h            show this help and exit\n"
+        "  --import-rdb FILE [--force]\n"
+        "                split a Redis dump.rdb over the shards' snapshots in dir and exit\n");
 }
 
 static int send_signal(const kv_conf_t *conf, const char *name)
@@ -63,6 +66,32 @@ int main(int argc, char **argv)
     char err[2048];
 
     kv_proctitle_init(argc, argv);
+
+    /* --import-rdb FILE [--force] (long options, taken out before getopt). */
+    const char *import_rdb = NULL;
+    int force = 0, nargs = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--import-rdb")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "kevy: option \"--import-rdb\" requires an argument\n");
+                return 1;
+            }
+            import_rdb = argv[++i];
+        } else if (!strncmp(argv[i], "--import-rdb=", 13)) {
+            import_rdb = argv[i] + 13;
+        } else if (!strcmp(argv[i], "--force")) {
+            force = 1;
+        } else {
+            argv[nargs++] = argv[i];
+        }
+    }
+    if (force && !import_rdb) {
+        fprintf(stderr, "kevy: \"--force\" goes with \"--import-rdb FILE\"\n");
+        return 1;
+    }
+    argc = nargs;
+    argv[argc] = NULL;
+
     opterr = 0;
     while ((opt = getopt(argc, argv, ":c:o:ts:vh")) != -1) {
         switch (opt) {
@@ -107,5 +136,12 @@ int main(int argc, char **argv)
         return 0;
     }
     if (sig) return send_signal(conf, sig);
+    if (import_rdb) {
+        if (kv_snapshot_import(conf, import_rdb, force, err, sizeof(err)) != 0) {
+            fprintf(stderr, "kevy: import failed: %s\n", err);
+            return 1;
+        }
+        return 0;
+    }
     return kv_master_run(conf, file, ov, nov);
 }

@@ -27,6 +27,7 @@
 #include "core/time.h"
 #include "core/version.h"
 #include "event/segment.h"
+#include "persist/layout.h"
 #include "shard/worker.h"
 
 #define QUICK_EXIT_MS       1000   /* a worker dying sooner is crash-looping */
@@ -370,15 +371,22 @@ int kv_master_run(kv_conf_t *conf, const char *path, const kv_conf_override_t *o
         fprintf(stderr, "kevy: %s\n", err);
         return 1;
     }
+    if (kv_log_open(conf->log_file, conf->log_level, err, sizeof(err)) != 0) {
+        fprintf(stderr, "kevy: %s\n", err);
+        goto fail_pid;
+    }
+    kv_log_set_role("M");
+    /* The files in dir must match shards and routing before a worker
+     * loads them: reshard (crash-safely) if the config changed. */
+    if (kv_layout_reconcile(conf, err, sizeof(err)) != 0) {
+        fprintf(stderr, "kevy: %s\n", err);
+        kv_log_warning("%s", err);
+        goto fail_pid;
+    }
     if (kv_listen_open(&m->listeners, conf, err, sizeof(err)) != 0) {
         fprintf(stderr, "kevy: %s\n", err);
         goto fail_pid;
     }
-    if (kv_log_open(conf->log_file, conf->log_level, err, sizeof(err)) != 0) {
-        fprintf(stderr, "kevy: %s\n", err);
-        goto fail_listen;
-    }
-    kv_log_set_role("M");
     m->seg = kv_segment_create((uint32_t) conf->shards, conf->ring_size);
     if (!m->seg) {
         fprintf(stderr, "kevy: cannot create the shared segment: %s\n", strerror(errno));

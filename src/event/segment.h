@@ -40,6 +40,9 @@ typedef struct {
     _Atomic uint64_t clients;                  /* connected clients now     */
     _Atomic uint64_t commands;                 /* commands processed        */
     _Atomic uint64_t ring_backlog;             /* frames queued locally because a ring was full */
+    char reason[128];                          /* why the worker refused to start (e.g. a
+                                                  corrupt snapshot); "" when it serves.
+                                                  Written by the worker only. */
 } kv_shard_ctl_t;
 
 typedef struct {

@@ -15,6 +15,7 @@
 #include "shard/cmd.h"
 #include "shard/db.h"
 #include "shard/t_util.h"
+#include "shard/notify.h"
 
 enum { BF_GET, BF_SET, BF_INCRBY };
 
@@ -176,6 +177,7 @@ static void bitfield_generic(kv_client_t *c, int ro)
         }
     }
     kv_db_changed(c->db, c->argv[1].ptr, c->argv[1].len, 1);
+    kv_notify(c->db, KV_NOTIFY_STRING, "setbit", c->argv[1].ptr, c->argv[1].len);
 done:
     free(ops);
 }

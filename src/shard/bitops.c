@@ -14,6 +14,7 @@
 #include "shard/cmd.h"
 #include "shard/db.h"
 #include "shard/t_util.h"
+#include "shard/notify.h"
 
 static const char err_offset[] = "bit offset is not an integer or out of range";
 static const char err_bit[] = "bit is not an integer or out of range";
@@ -96,6 +97,7 @@ static void setbit_cmd(kv_client_t *c)
     *b = on ? (unsigned char) (*b | mask) : (unsigned char) (*b & ~mask);
     /* Redis 7.0 counts every SETBIT as a change. */
     kv_db_changed(c->db, c->argv[1].ptr, c->argv[1].len, 1);
+    kv_notify(c->db, KV_NOTIFY_STRING, "setbit", c->argv[1].ptr, c->argv[1].len);
     kv_reply_int(&c->out, old);
 }
 
@@ -260,8 +262,10 @@ static void bitop_cmd(kv_client_t *c)
         /* Redis stores the result as a fresh "raw" string without TTL. */
         kv_db_set_str(c->db, dst->ptr, dst->len, (const char *) res, maxlen, KV_SET_RAW);
         kv_db_changed(c->db, dst->ptr, dst->len, 1);
+        kv_notify(c->db, KV_NOTIFY_STRING, "set", dst->ptr, dst->len);
     } else if (kv_db_delete(c->db, dst->ptr, dst->len)) {
         kv_db_changed(c->db, dst->ptr, dst->len, 1);
+        kv_notify(c->db, KV_NOTIFY_GENERIC, "del", dst->ptr, dst->len);
     }
     kv_reply_int(&c->out, (long long) maxlen);
     goto done;

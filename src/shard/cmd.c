@@ -7,6 +7,8 @@
 
 #include "shard/cmd.h"
 #include "shard/forward.h"
+#include "shard/multi.h"
+#include "shard/pubsub.h"
 
 /*
  * The parts, one per module. Declared weak so a module that is not
@@ -14,6 +16,7 @@
  */
 #define KV_CMD_PART(name) extern const kv_cmd_t name[] __attribute__((weak));
 KV_CMD_PART(kv_connection_cmds)
+KV_CMD_PART(kv_multi_cmds)
 KV_CMD_PART(kv_server_cmds)
 KV_CMD_PART(kv_string_cmds)
 KV_CMD_PART(kv_bitops_cmds)
@@ -26,6 +29,10 @@ KV_CMD_PART(kv_set_cmds)
 KV_CMD_PART(kv_zset_cmds)
 KV_CMD_PART(kv_hll_cmds)
 KV_CMD_PART(kv_stream_cmds)
+KV_CMD_PART(kv_aof_cmds)
+KV_CMD_PART(kv_persist_cmds)
+KV_CMD_PART(kv_sort_cmds)
+KV_CMD_PART(kv_pubsub_cmds)
 
 static const kv_cmd_t *table;       /* merged, sorted by name */
 static size_t          ncmds;
@@ -38,9 +45,10 @@ static int by_name(const void *a, const void *b)
 void kv_cmd_init(void)
 {
     const kv_cmd_t *parts[] = {
-        kv_connection_cmds, kv_server_cmds, kv_string_cmds, kv_bitops_cmds, kv_dump_cmds, kv_keys_cmds,
+        kv_connection_cmds, kv_multi_cmds, kv_server_cmds, kv_string_cmds, kv_bitops_cmds, kv_dump_cmds, kv_keys_cmds,
         kv_expire_cmds, kv_hash_cmds, kv_list_cmds, kv_set_cmds, kv_zset_cmds, kv_hll_cmds,
-        kv_stream_cmds,
+        kv_stream_cmds, kv_aof_cmds, kv_pubsub_cmds, kv_persist_cmds,
+        kv_sort_cmds,
     };
     size_t n = 0;
     if (table) return;
@@ -69,14 +77,17 @@ size_t kv_cmd_count(void) { return ncmds; }
 const kv_cmd_t *kv_cmd_at(size_t i) { return i < ncmds ? &table[i] : NULL; }
 
 KV_CMD_PART(kv_internal_cmds)
+KV_CMD_PART(kv_multi_internal_cmds)
 
 /* Internal commands (shard to shard only): never found by clients. */
 const kv_cmd_t *kv_cmd_lookup_any(const char *name, size_t len)
 {
     const kv_cmd_t *c = kv_cmd_lookup(name, len);
     if (c) return c;
-    for (c = kv_internal_cmds; c && c->name; c++)
-        if (strlen(c->name) == len && !strncasecmp(c->name, name, len)) return c;
+    const kv_cmd_t *parts[] = { kv_internal_cmds, kv_multi_internal_cmds };
+    for (size_t p = 0; p < sizeof(parts) / sizeof(parts[0]); p++)
+        for (c = parts[p]; c && c->name; c++)
+            if (strlen(c->name) == len && !strncasecmp(c->name, name, len)) return c;
     return NULL;
 }
 
@@ -130,12 +141,22 @@ void kv_cmd_reply_arity(kv_client_t *c, const kv_cmd_t *cmd)
 void kv_cmd_dispatch(kv_client_t *c)
 {
     const kv_cmd_t *cmd = kv_cmd_lookup(c->argv[0].ptr, c->argv[0].len);
+    int queueing = kv_multi_queueing(c, cmd);
     if (!cmd || !kv_cmd_arity_ok(cmd, c->argc)) {
         kv_slot_t *held = kv_fwd_hold(c);
         if (!cmd) reply_unknown(c);
         else kv_cmd_reply_arity(c, cmd);
         kv_fwd_release(c, held);
+        if (queueing) kv_multi_flag(c);     /* EXEC will answer EXECABORT */
         return;
     }
+    if (queueing) {
+        kv_slot_t *held = kv_fwd_hold(c);
+        kv_multi_queue(c, cmd);
+        kv_fwd_release(c, held);
+        return;
+    }
+    /* Subscribed mode: only the pub/sub commands, PING, QUIT, RESET. */
+    if (c->ps && kv_pubsub_refuse(c, cmd)) return;
     kv_fwd_dispatch(c, cmd);
 }

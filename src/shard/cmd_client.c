@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "shard/cmd_server.h"
+#include "shard/pubsub.h"
 
 /* The client running CLIENT LIST/KILL while its own worker's part runs:
  * the router runs every part, the local one too, with a stand-in client,
@@ -68,6 +69,7 @@ static void client_line(kv_sbuf_t *b, kv_client_t *cl, kv_client_t *self)
     char flags[8], *f = flags, cmd[48], events[3], *e = events;
     uv_os_fd_t fd = -1;
     size_t argv_mem = 0;
+    if (kv_pubsub_active(cl)) *f++ = 'P';
     if (cl->close_after_reply) *f++ = 'c';
     if (cl->closing) *f++ = 'A';
     if (cl->h.handle.type == UV_NAMED_PIPE) *f++ = 'U';
@@ -83,13 +85,15 @@ static void client_line(kv_sbuf_t *b, kv_client_t *cl, kv_client_t *self)
     last_cmd(cl, self, cmd, sizeof(cmd));
     size_t name_len = cl->name ? strlen(cl->name) : 0;
     size_t omem = kv_reply_buf_mem(&cl->out);
+    int sub, psub, ssub;
+    kv_pubsub_counts(cl, &sub, &psub, &ssub);
     kv_sbuf_printf(b,
-              "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu idle=%llu flags=%s db=%d sub=0 psub=0 "
-              "ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=%zu multi-mem=0 rbs=%d rbp=0 obl=%zu oll=0 "
+              "id=%llu addr=%s laddr=%s fd=%d name=%s age=%llu idle=%llu flags=%s db=%d sub=%d psub=%d "
+              "ssub=%d multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=%zu multi-mem=0 rbs=%d rbp=0 obl=%zu oll=0 "
               "omem=%zu tot-mem=%zu events=%s cmd=%s user=default redir=-1 resp=2\n",
               (unsigned long long) cl->id, kv_client_addr(cl), kv_client_laddr(cl), (int) fd,
               cl->name ? cl->name : "", (unsigned long long) ((now - cl->ctime_ms) / 1000),
-              (unsigned long long) (cl == self ? 0 : (now - cl->last_ms) / 1000), flags, cl->dbnum,
+              (unsigned long long) (cl == self ? 0 : (now - cl->last_ms) / 1000), flags, cl->dbnum, sub, psub, ssub,
               cl->qlen, cl->qcap - cl->qlen, argv_mem, KV_REPLY_BLOCK_BYTES, kv_reply_buf_len(&cl->out),
               omem, sizeof(*cl) + cl->qcap + omem + name_len + argv_mem, events, cmd);
 }
@@ -147,7 +151,7 @@ static void list_part(kv_client_t *c)
     kv_client_t *cl = s->clients;
     while (cl && cl->next) cl = cl->next;
     for (; cl; cl = cl->prev)
-        if (type == -1 || type == 0) client_line(&b, cl, self);
+        if (type == -1 || type == (kv_pubsub_active(cl) ? 2 : 0)) client_line(&b, cl, self);
     kv_reply_bulk(&c->out, b.p ? b.p : "", b.len);
     free(b.p);
 }
@@ -252,7 +256,7 @@ static void kill_part(kv_client_t *c)
         if (addr && (strlen(kv_client_addr(cl)) != addr->len || memcmp(cl->addr, addr->ptr, addr->len))) continue;
         if (laddr && (strlen(kv_client_laddr(cl)) != laddr->len || memcmp(cl->laddr, laddr->ptr, laddr->len)))
             continue;
-        if (type > 0) continue;          /* no replica/pubsub/master clients here */
+        if (type >= 0 && type != (kv_pubsub_active(cl) ? 2 : 0)) continue;   /* normal or pubsub here */
         if (id && (long long) cl->id != id) continue;
         if (cl == self && skipme) continue;
         kv_client_kill(cl, self);

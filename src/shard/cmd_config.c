@@ -8,6 +8,12 @@
  * next reload (which re-applies the file) or the worker's restart (which
  * starts from the master's copy), like Redis's CONFIG SET without REWRITE.
  *
+ * The data-type thresholds (hash-max-listpack-entries, ...) live in each
+ * type's globals (hash_type.h, set_type.h, quicklist.h, zset_type.h,
+ * hll_core.h) and are set through their setters, on every worker; values
+ * convert as they next change, as in Redis. Redis's old ziplist names are
+ * aliases (CONFIG GET answers under the name asked for).
+ *
  * save, appendonly, appendfsync, maxmemory and maxmemory-policy are
  * accepted and reported, but have no effect until persistence and
  * eviction exist; until then they hold what was last set (defaults:
@@ -23,8 +29,17 @@
 #include "core/glob.h"
 #include "core/log.h"
 #include "shard/cmd_server.h"
+#include "shard/hash_type.h"
+#include "shard/hll_core.h"
+#include "shard/quicklist.h"
+#include "shard/set_type.h"
+#include "shard/zset_type.h"
+#include "shard/notify.h"
+#include "shard/pubsub.h"
 
-typedef enum { P_INT, P_MEM, P_STR, P_ENUM, P_BOOL, P_SAVE, P_COBL, P_FIXED } ptype_e;
+/* P_NUM: Redis's INTEGER_CONFIG numbers, parsed by string2ll (no '+',
+ * no blanks) and applied through a type's setter. */
+typedef enum { P_INT, P_MEM, P_STR, P_ENUM, P_BOOL, P_SAVE, P_COBL, P_FIXED, P_NOTIFY, P_NUM } ptype_e;
 
 typedef struct {
     const char *name;
@@ -42,8 +57,13 @@ static const char *const policies[] = { "volatile-lru", "volatile-lfu", "volatil
 enum {
     K_MAXCLIENTS, K_TIMEOUT, K_PROTO_MAX_BULK_LEN, K_QUERYBUF, K_REQUIREPASS, K_HZ, K_LOGLEVEL, K_COBL, K_SAVE, K_APPENDONLY,
     K_APPENDFSYNC, K_MAXMEMORY, K_MAXMEMORY_POLICY, K_DATABASES, K_PORT, K_BIND, K_DIR, K_PIDFILE, K_LOGFILE, K_DAEMONIZE,
-    K_UNIXSOCKET, K_NPARAMS
+    K_UNIXSOCKET, K_NOTIFY,
+    /* data-type thresholds, in this order (shadow_t.thr) */
+    K_HASH_ENTRIES, K_HASH_VALUE, K_SET_INTSET, K_LIST_SIZE, K_LIST_DEPTH, K_ZSET_ENTRIES, K_ZSET_VALUE, K_HLL_SPARSE,
+    K_NPARAMS
 };
+#define K_THR0 K_HASH_ENTRIES
+#define K_NTHR (K_NPARAMS - K_THR0)
 
 static const param_t params[K_NPARAMS] = {
     [K_MAXCLIENTS] = { "maxclients", P_INT, 1, 4294967295LL, 0, NULL },
@@ -67,21 +87,87 @@ static const param_t params[K_NPARAMS] = {
     [K_LOGFILE] = { "logfile", P_FIXED, 0, 0, 1, NULL },
     [K_DAEMONIZE] = { "daemonize", P_FIXED, 0, 0, 1, NULL },
     [K_UNIXSOCKET] = { "unixsocket", P_FIXED, 0, 0, 1, NULL },
+    [K_NOTIFY] = { "notify-keyspace-events", P_NOTIFY, 0, 0, 0, NULL },   /* notify.c */
+    /* Redis's bounds: size_t ones 0..LONG_MAX, int ones as createIntConfig;
+     * the *-value ones and hll-sparse-max-bytes are MEMORY_CONFIG ("1k") */
+    [K_HASH_ENTRIES] = { "hash-max-listpack-entries", P_NUM, 0, LLONG_MAX, 0, NULL },
+    [K_HASH_VALUE] = { "hash-max-listpack-value", P_MEM, 0, LLONG_MAX, 0, NULL },
+    [K_SET_INTSET] = { "set-max-intset-entries", P_NUM, 0, LLONG_MAX, 0, NULL },
+    [K_LIST_SIZE] = { "list-max-listpack-size", P_NUM, INT_MIN, INT_MAX, 0, NULL },
+    [K_LIST_DEPTH] = { "list-compress-depth", P_NUM, 0, INT_MAX, 0, NULL },
+    [K_ZSET_ENTRIES] = { "zset-max-listpack-entries", P_NUM, 0, LLONG_MAX, 0, NULL },
+    [K_ZSET_VALUE] = { "zset-max-listpack-value", P_MEM, 0, LLONG_MAX, 0, NULL },
+    [K_HLL_SPARSE] = { "hll-sparse-max-bytes", P_MEM, 0, LLONG_MAX, 0, NULL },
 };
+
+/* Redis 7.0's aliases (the pre-7.0 ziplist names). */
+static const struct {
+    const char *name;
+    int         param;
+} aliases[] = {
+    { "hash-max-ziplist-entries", K_HASH_ENTRIES }, { "hash-max-ziplist-value", K_HASH_VALUE },
+    { "list-max-ziplist-size", K_LIST_SIZE },       { "zset-max-ziplist-entries", K_ZSET_ENTRIES },
+    { "zset-max-ziplist-value", K_ZSET_VALUE },
+};
+#define K_NALIASES ((int) (sizeof(aliases) / sizeof(aliases[0])))
+#define K_NNAMES (K_NPARAMS + K_NALIASES)   /* parameters, then aliases */
+
+static const char *name_at(int i) { return i < K_NPARAMS ? params[i].name : aliases[i - K_NPARAMS].name; }
+static int param_at(int i) { return i < K_NPARAMS ? i : aliases[i - K_NPARAMS].param; }
 
 /* Values kevy holds for the parameters it does not act on yet. */
 typedef struct {
     char     save[128];
     int      appendonly, appendfsync, policy;
     uint64_t maxmemory;
+    int      notify;                    /* notify-keyspace-events (notify.c) */
+    uint64_t ps_hard, ps_soft, ps_secs; /* client-output-buffer-limit pubsub */
+    /* Thresholds being set (thr_set: a bit per K_THR0 + i), applied
+     * after validation; the list ones are also kept as given, since the
+     * list setters clamp and CONFIG GET reports what was set, as Redis. */
+    long long thr[K_NTHR];
+    unsigned  thr_set;
+    long long list_size, list_depth;
 } shadow_t;
-static shadow_t shadow = { "", 0, 0, 7, 0 };
+static shadow_t shadow = { "", 0, 0, 7, 0, 0, 32u << 20, 8u << 20, 60, { 0 }, 0, -2, 0 };
+
+/* Index in name_at() order, or -1. */
+static int find_name(const kv_resp_arg *a)
+{
+    for (int i = 0; i < K_NNAMES; i++)
+        if (strlen(name_at(i)) == a->len && !strncasecmp(name_at(i), a->ptr, a->len)) return i;
+    return -1;
+}
 
 static const param_t *find_param(const kv_resp_arg *a)
 {
-    for (int i = 0; i < K_NPARAMS; i++)
-        if (strlen(params[i].name) == a->len && !strncasecmp(params[i].name, a->ptr, a->len)) return &params[i];
-    return NULL;
+    int i = find_name(a);
+    return i < 0 ? NULL : &params[param_at(i)];
+}
+
+static void apply_thresholds(const shadow_t *sh)
+{
+    for (int i = 0; i < K_NTHR; i++) {
+        if (!(sh->thr_set & (1u << i))) continue;
+        long long v = sh->thr[i];
+        switch (K_THR0 + i) {
+        case K_HASH_ENTRIES: kv_hash_set_max_listpack_entries((size_t) v); break;
+        case K_HASH_VALUE: kv_hash_set_max_listpack_value((size_t) v); break;
+        case K_SET_INTSET: kv_set_set_max_intset_entries((size_t) v); break;
+        case K_LIST_SIZE: kv_list_set_max_listpack_size(v); break;
+        case K_LIST_DEPTH: kv_list_set_compress_depth(v); break;
+        case K_ZSET_ENTRIES: kv_zset_set_max_listpack_entries((size_t) v); break;
+        case K_ZSET_VALUE: kv_zset_set_max_listpack_value((size_t) v); break;
+        case K_HLL_SPARSE: kv_hll_set_sparse_max_bytes((size_t) v); break;
+        }
+    }
+}
+
+/* A list parameter as set, while the setter's clamped value still agrees
+ * with it (nothing else changed the global since). */
+static long long list_param(long long given, int now, int clamped)
+{
+    return clamped == now ? given : now;
 }
 
 /* ---- GET ------------------------------------------------------------------- */
@@ -98,9 +184,11 @@ static void value_of(const kv_conf_t *conf, int p, char *out, size_t cap)
     case K_HZ: snprintf(out, cap, "%llu", (unsigned long long) conf->hz); break;
     case K_LOGLEVEL: snprintf(out, cap, "%s", loglevels[conf->log_level]); break;
     case K_COBL:
-        snprintf(out, cap, "normal %llu 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
-                 (unsigned long long) conf->output_buffer_limit);
+        snprintf(out, cap, "normal %llu 0 0 slave 268435456 67108864 60 pubsub %llu %llu %llu",
+                 (unsigned long long) conf->output_buffer_limit, (unsigned long long) shadow.ps_hard,
+                 (unsigned long long) shadow.ps_soft, (unsigned long long) shadow.ps_secs);
         break;
+    case K_NOTIFY: kv_notify_format(shadow.notify, out); break;
     case K_SAVE: snprintf(out, cap, "%s", shadow.save); break;
     case K_APPENDONLY: snprintf(out, cap, "%s", shadow.appendonly ? "yes" : "no"); break;
     case K_APPENDFSYNC: snprintf(out, cap, "%s", fsyncs[shadow.appendfsync]); break;
@@ -127,28 +215,47 @@ static void value_of(const kv_conf_t *conf, int p, char *out, size_t cap)
     case K_PIDFILE: snprintf(out, cap, "%s", conf->pid_file); break;
     case K_LOGFILE: snprintf(out, cap, "%s", strcmp(conf->log_file, "stderr") ? conf->log_file : ""); break;
     case K_DAEMONIZE: snprintf(out, cap, "%s", conf->daemonize ? "yes" : "no"); break;
+    case K_HASH_ENTRIES: snprintf(out, cap, "%zu", kv_hash_max_listpack_entries); break;
+    case K_HASH_VALUE: snprintf(out, cap, "%zu", kv_hash_max_listpack_value); break;
+    case K_SET_INTSET: snprintf(out, cap, "%zu", kv_set_max_intset_entries); break;
+    case K_LIST_SIZE: {
+        long long g = shadow.list_size;
+        snprintf(out, cap, "%lld", list_param(g, kv_list_max_listpack_size, g < -5 ? -5 : g > 32767 ? 32767 : (int) g));
+        break;
+    }
+    case K_LIST_DEPTH: {
+        long long g = shadow.list_depth;
+        snprintf(out, cap, "%lld", list_param(g, kv_list_compress_depth, g > 65535 ? 65535 : (int) g));
+        break;
+    }
+    case K_ZSET_ENTRIES: snprintf(out, cap, "%zu", kv_zset_max_listpack_entries); break;
+    case K_ZSET_VALUE: snprintf(out, cap, "%zu", kv_zset_max_listpack_value); break;
+    case K_HLL_SPARSE: snprintf(out, cap, "%zu", kv_hll_sparse_max_bytes); break;
     }
 }
 
 static void config_get(kv_client_t *c)
 {
-    const char *names[K_NPARAMS];
-    int which[K_NPARAMS], n = 0, seen[K_NPARAMS] = { 0 };
-    size_t name_len[K_NPARAMS];
+    /* Matches are per name, as in Redis's dict of names and aliases: a
+     * parameter asked for under both names is answered under both. */
+    const char *names[K_NNAMES];
+    int which[K_NNAMES], n = 0, seen[K_NNAMES] = { 0 };
+    size_t name_len[K_NNAMES];
     for (int a = 2; a < c->argc; a++) {
         const kv_resp_arg *pat = &c->argv[a];
         int glob = memchr(pat->ptr, '*', pat->len) || memchr(pat->ptr, '?', pat->len) || memchr(pat->ptr, '[', pat->len);
         if (!glob) {
-            const param_t *p = find_param(pat);
-            if (!p || seen[p - params]) continue;
-            seen[p - params] = 1;
-            which[n] = (int) (p - params), names[n] = pat->ptr, name_len[n++] = pat->len;   /* as given */
+            int i = find_name(pat);
+            if (i < 0 || seen[i]) continue;
+            seen[i] = 1;
+            which[n] = param_at(i), names[n] = pat->ptr, name_len[n++] = pat->len;   /* as given */
             continue;
         }
-        for (int i = 0; i < K_NPARAMS; i++) {
-            if (seen[i] || !kv_glob_match(pat->ptr, pat->len, params[i].name, strlen(params[i].name), 1)) continue;
+        for (int i = 0; i < K_NNAMES; i++) {
+            const char *nm = name_at(i);
+            if (seen[i] || !kv_glob_match(pat->ptr, pat->len, nm, strlen(nm), 1)) continue;
             seen[i] = 1;
-            which[n] = i, names[n] = params[i].name, name_len[n++] = strlen(params[i].name);
+            which[n] = param_at(i), names[n] = nm, name_len[n++] = strlen(nm);
         }
     }
     kv_reply_array(&c->out, n * 2);
@@ -191,6 +298,7 @@ static const char *set_one(kv_conf_t *conf, shadow_t *sh, int p, const char *v, 
         if (ll < pm->min || ll > pm->max) goto range;
         if (p == K_PROTO_MAX_BULK_LEN) conf->proto_max_bulk_len = u;
         else if (p == K_QUERYBUF) conf->client_query_buffer_limit = u;
+        else if (p >= K_THR0) sh->thr[p - K_THR0] = ll, sh->thr_set |= 1u << (p - K_THR0);
         else sh->maxmemory = u;
         return NULL;
     case P_STR:
@@ -245,15 +353,28 @@ static const char *set_one(kv_conf_t *conf, shadow_t *sh, int p, const char *v, 
                                                          || !strcasecmp(tok[i], "pubsub")) ? 1 : -1;
             if (cls < 0) return "Invalid client class specified in buffer limit configuration.";
             errno = 0;
-            strtoll(tok[i + 3], &end, 10);
-            if (kv_conf_parse_size(tok[i + 1], &hard) || kv_conf_parse_size(tok[i + 2], &soft) || *end || errno)
+            long long secs = strtoll(tok[i + 3], &end, 10);
+            if (kv_conf_parse_size(tok[i + 1], &hard) || kv_conf_parse_size(tok[i + 2], &soft) || *end || errno
+                || secs < 0)
                 return "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
             if (cls == 0) conf->output_buffer_limit = hard;
+            if (!strcasecmp(tok[i], "pubsub"))      /* pubsub.c enforces it */
+                sh->ps_hard = hard, sh->ps_soft = soft, sh->ps_secs = (uint64_t) secs;
         }
         return NULL;
     }
     case P_FIXED:
         return "can't set immutable config";
+    case P_NUM:
+        if (!kv_str2ll(v, strlen(v), &ll)) return "argument couldn't be parsed into an integer";
+        if (ll < pm->min || ll > pm->max) goto range;
+        sh->thr[p - K_THR0] = ll, sh->thr_set |= 1u << (p - K_THR0);
+        if (p == K_LIST_SIZE) sh->list_size = ll;
+        if (p == K_LIST_DEPTH) sh->list_depth = ll;
+        return NULL;
+    case P_NOTIFY:
+        if ((sh->notify = kv_notify_parse(v)) < 0) return "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.";
+        return NULL;
     }
     return "internal error";
 range:
@@ -286,8 +407,11 @@ static void config_set(kv_client_t *c)
             bad = name, why = "can't set immutable config";
             break;
         }
+        /* Redis finds duplicates by name: a parameter and its alias may
+         * both be given (the last one wins). */
         for (int j = 0; j < i && !why; j++)
-            if (which[j] == which[i]) bad = name, why = "duplicate parameter";
+            if (which[j] == which[i] && find_name(&c->argv[2 + 2 * j]) == find_name(name))
+                bad = name, why = "duplicate parameter";
     }
     if (!unknown && !why) {
         kv_conf_t *fresh = malloc(sizeof(*fresh));
@@ -308,7 +432,11 @@ static void config_set(kv_client_t *c)
         if (!why) {
             if (fresh->log_level != c->srv->conf->log_level) kv_log_set_level(fresh->log_level);
             *c->srv->conf = *fresh;
+            apply_thresholds(&sh);
+            sh.thr_set = 0;
             shadow = sh;
+            kv_notify_flags = sh.notify;        /* pub/sub's parameters */
+            kv_pubsub_set_limits(sh.ps_hard, sh.ps_soft, sh.ps_secs);
         }
         free(fresh);
     }

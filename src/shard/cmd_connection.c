@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "shard/cmd_server.h"
+#include "shard/multi.h"
+#include "shard/pubsub.h"
 
 static void ping_cmd(kv_client_t *c)
 {
@@ -12,7 +14,11 @@ static void ping_cmd(kv_client_t *c)
         kv_cmd_reply_arity(c, kv_cmd_lookup("ping", 4));
         return;
     }
-    if (c->argc == 2) kv_reply_bulk(&c->out, c->argv[1].ptr, c->argv[1].len);
+    if (kv_pubsub_active(c)) {             /* subscribed mode: *2 pong <arg> */
+        kv_reply_array(&c->out, 2);
+        kv_reply_bulk(&c->out, "pong", 4);
+        kv_reply_bulk(&c->out, c->argc == 2 ? c->argv[1].ptr : "", c->argc == 2 ? c->argv[1].len : 0);
+    } else if (c->argc == 2) kv_reply_bulk(&c->out, c->argv[1].ptr, c->argv[1].len);
     else kv_reply_status(&c->out, "PONG");
 }
 
@@ -128,6 +134,8 @@ static void reset_cmd(kv_client_t *c)
     c->name = NULL;
     c->dbnum = 0;
     c->no_evict = 0;
+    kv_pubsub_reset(c);                     /* leaves subscribed mode */
+    kv_multi_reset(c);                      /* leaves MULTI, unwatches */
     c->authed = c->srv->conf->requirepass[0] == '\0';
     kv_reply_status(&c->out, "RESET");
 }

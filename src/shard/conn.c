@@ -15,6 +15,9 @@
 #include "shard/cmd.h"
 #include "shard/conn.h"
 #include "shard/forward.h"
+#include "shard/multi.h"
+#include "persist/aof.h"
+#include "shard/pubsub.h"
 
 #define QBUF_MIN        (16 * 1024)
 /* Stop reading a client whose unsent replies exceed this; resume once the
@@ -90,6 +93,9 @@ static void client_close(kv_client_t *c)
     if (c->closing) return;
     c->closing = 1;
     kv_fwd_client_gone(c);
+    kv_multi_client_gone(c);
+    kv_aof_client_gone(c);
+    if (c->ps) kv_pubsub_client_gone(c);    /* pub/sub: no more pushes */
     uv_close(&c->h.handle, client_free_cb);
 }
 
@@ -276,6 +282,10 @@ static void flush_output(kv_client_t *c)
         return;
     }
     if (c->writing) return;
+    /* AOF group commit (DESIGN invariant 4, persist/aof.h): while this
+     * loop turn's commands are not yet written (+fsynced), replies wait;
+     * the commit (one per loop turn, for all clients) flushes them. */
+    if (kv_aof_hold_output(c)) return;
     struct iovec iov[WRITE_IOV_MAX];
     int n = kv_reply_buf_iov(&c->out, iov, WRITE_IOV_MAX);
     if (n > 0) {

@@ -61,6 +61,7 @@ struct kv_client_s {
     size_t          inflight;       /* bytes handed to uv_write          */
     int             argc;
     kv_resp_arg    *argv;
+    struct kv_multi_s *multi;       /* MULTI queue and WATCHes (multi.c)  */
     struct kv_slot_s *slots_head;   /* replies owed in order (forward.c)  */
     struct kv_slot_s *slots_tail;
     char           *name;           /* CLIENT SETNAME; NULL when none     */
@@ -75,6 +76,8 @@ struct kv_client_s {
      * next commands wait, so they see its effects (RENAME a b; GET b). */
     unsigned        barrier:1, in_input:1;
     unsigned        authed:1, no_evict:1;
+    unsigned        aof_held:1;     /* output waits for the AOF commit (persist/aof.h) */
+    struct kv_pubsub_client *ps;    /* subscriptions (pubsub.c); NULL: none */
 };
 
 void kv_server_init(kv_server_t *s, uv_loop_t *loop, kv_shard_ctl_t *ctl, kv_conf_t *conf);

@@ -1,5 +1,6 @@
 /* The keyspace: values inside dict entries, expiry, LRU/LFU. See db.h. */
 #include "shard/db.h"
+#include "shard/notify.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +142,7 @@ void kv_db_delete_entry(kv_db_t *db, kv_dict_entry *e)
 
 void kv_db_flush(kv_db_t *db)
 {
+    if (db->nwatched) kv_watch_touch_all(db);
     kv_dict_empty(db->dict, free_entry_cb, db);
     free(db->ttl);
     db->ttl = NULL;
@@ -167,6 +169,8 @@ static void expire_entry(kv_db_t *db, kv_dict_entry *e)
 {
     db->stat_expired++;
     if (db->on_expired) db->on_expired(db->hook_ud, kv_dict_entry_key(e), kv_dict_entry_klen(e));
+    if (db->nwatched) kv_watch_touch(db, kv_dict_entry_key(e), kv_dict_entry_klen(e));
+    kv_notify(db, KV_NOTIFY_EXPIRED, "expired", kv_dict_entry_key(e), kv_dict_entry_klen(e));
     kv_db_delete_entry(db, e);
 }
 
@@ -333,6 +337,8 @@ static kv_dict_entry *prepare(kv_db_t *db, const char *key, size_t klen, size_t 
         /* expired but not yet collected: it is a new key */
         db->stat_expired++;
         if (db->on_expired) db->on_expired(db->hook_ud, key, klen);
+        if (db->nwatched) kv_watch_touch(db, key, klen);
+        kv_notify(db, KV_NOTIFY_EXPIRED, "expired", key, klen);
         keepttl = 0;
     }
     if (ttl && !keepttl && !want) {

@@ -125,7 +125,12 @@ struct kv_db_s {
     void (*on_modified)(void *ud, const char *key, size_t klen);
     void (*on_expired)(void *ud, const char *key, size_t klen);
     void *hook_ud;
+    size_t nwatched;     /* WATCH registrations on this shard (watch.c) */
 };
+
+/* watch.c: mark the watchers of key (a change, an expiry, a flush). */
+void kv_watch_touch(kv_db_t *db, const char *key, size_t klen);
+void kv_watch_touch_all(kv_db_t *db);
 
 /* ---- lifecycle ------------------------------------------------------- */
 
@@ -257,6 +262,7 @@ static inline void kv_db_changed(kv_db_t *db, const char *key, size_t klen, unsi
 {
     db->dirty += n;
     if (db->on_modified) db->on_modified(db->hook_ud, key, klen);
+    if (db->nwatched) kv_watch_touch(db, key, klen);
 }
 
 /* ---- helpers shared by the command files ------------------------------ */

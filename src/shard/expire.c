@@ -4,6 +4,7 @@
 #include <limits.h>
 
 #include "shard/t_util.h"
+#include "shard/notify.h"
 
 #define X_NX 1
 #define X_XX 2
@@ -72,6 +73,7 @@ static void expire_generic(kv_client_t *c, long long basetime, int seconds, cons
     if (when <= kv_db_now_ms()) kv_db_delete_entry(c->db, e); /* already past: delete */
     else kv_db_expire_set(c->db, e, when);
     kv_db_changed(c->db, k->ptr, k->len, 1);
+    kv_notify(c->db, KV_NOTIFY_GENERIC, when <= kv_db_now_ms() ? "del" : "expire", k->ptr, k->len);
     kv_reply_int(&c->out, 1);
 }
 
@@ -112,6 +114,7 @@ static void persist_cmd(kv_client_t *c)
     }
     kv_db_expire_clear(c->db, e);
     kv_db_changed(c->db, c->argv[1].ptr, c->argv[1].len, 1);
+    kv_notify(c->db, KV_NOTIFY_GENERIC, "persist", c->argv[1].ptr, c->argv[1].len);
     kv_reply_int(&c->out, 1);
 }
 

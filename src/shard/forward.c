@@ -13,6 +13,7 @@
 #include "shard/forward.h"
 #include "shard/gather.h"
 #include "shard/route.h"
+#include "persist/aof.h"
 
 #define FRAME_REQ 1
 #define FRAME_REP 2
@@ -125,6 +126,7 @@ static kv_reply_buf *part_buf(kv_slot_t *s, int part) { return s->combine ? &s->
 static void call(kv_client_t *c, const kv_cmd_t *cmd)
 {
     c->srv->commands++;
+    if (kv_aof_refuse(c, cmd)) return;  /* AOF write error: -MISCONF (persist/aof.h) */
     if (!propagate_fn || !(cmd->flags & KV_CMD_WRITE) || !c->db) {
         cmd->proc(c);
         return;
@@ -135,6 +137,8 @@ static void call(kv_client_t *c, const kv_cmd_t *cmd)
     if (c->db->dirty != dirty && !propagate_replaced) propagate_fn(c->db, c->argc, c->argv);
     propagate_replaced = 0;
 }
+
+void kv_fwd_call(kv_client_t *c, const kv_cmd_t *cmd) { call(c, cmd); }
 
 void kv_fwd_propagate_as(kv_client_t *c, int argc, const kv_resp_arg *argv)
 {
@@ -259,6 +263,53 @@ static void send_req(kv_slot_t *s, int part, int peer, int argc, const kv_resp_a
 
 /* ---- receiving ---------------------------------------------------------------- */
 
+/* AOF group commit (DESIGN invariant 4, persist/aof.h): while this loop
+ * turn's AOF bytes are not yet written (+fsynced), REP frames wait here as
+ * records (u32 peer | u32 len | token + reply) and leave from
+ * kv_fwd_release_held(), which the AOF calls right after its commit. */
+static struct { char *p; size_t len, cap; } held_reps;
+
+static void hold_rep(uint32_t peer, uint64_t token, kv_reply_buf *out)
+{
+    size_t n = kv_reply_buf_len(out), need = held_reps.len + 16 + n;
+    if (need > held_reps.cap) {
+        size_t cap = held_reps.cap ? held_reps.cap : 65536;
+        while (cap < need) cap *= 2;
+        char *nb = realloc(held_reps.p, cap);
+        if (!nb) abort();
+        held_reps.p = nb, held_reps.cap = cap;
+    }
+    char *p = held_reps.p + held_reps.len;
+    uint32_t len32 = (uint32_t) (8 + n);
+    memcpy(p, &peer, 4), memcpy(p + 4, &len32, 4), memcpy(p + 8, &token, 8);
+    p += 16;
+    struct iovec iov[64];
+    size_t off = 0;
+    while (off < n) {                   /* moves the reply out of *out */
+        int k = kv_reply_buf_iov(out, iov, 64);
+        size_t got = 0;
+        for (int i = 0; i < k; i++) {
+            memcpy(p + off, iov[i].iov_base, iov[i].iov_len);
+            off += iov[i].iov_len, got += iov[i].iov_len;
+        }
+        kv_reply_buf_consume(out, got);
+    }
+    held_reps.len = need;
+}
+
+void kv_fwd_release_held(void)
+{
+    if (!held_reps.len || !F.io) return;
+    for (size_t i = 0; i < held_reps.len;) {
+        uint32_t peer, len32;
+        memcpy(&peer, held_reps.p + i, 4), memcpy(&len32, held_reps.p + i + 4, 4);
+        kv_ringio_send(F.io, peer, FRAME_REP, held_reps.p + i + 8, len32);
+        i += 8 + len32;
+    }
+    held_reps.len = 0;
+    kv_ringio_flush(F.io);
+}
+
 static void on_req(uint32_t from, const char *p, size_t len)
 {
     uint64_t token;
@@ -292,6 +343,11 @@ static void on_req(uint32_t from, const char *p, size_t len)
         call(c, cmd);
     }
 
+    if (kv_aof_hold_replies()) {        /* AOF group commit: see hold_rep */
+        hold_rep(from, token, &c->out);
+        kv_reply_buf_reset(&c->out);
+        return;
+    }
     struct iovec iov[65];
     iov[0].iov_base = &token;
     iov[0].iov_len = 8;
@@ -389,7 +445,7 @@ void kv_fwd_part(kv_slot_t *s, int part, int shard, const kv_cmd_t *cmd, int arg
     if (shard == F.self) {
         /* The stand-in client: a part is a data command that needs no
          * connection, and the real client may already be gone. */
-        call_into(&F.remote, cmd, argc, argv, &s->parts[part]);
+        call_into(&F.remote, cmd, argc, argv, part_buf(s, part));
         part_done(s);
     } else {
         send_req(s, part, shard, argc, argv);
@@ -397,6 +453,17 @@ void kv_fwd_part(kv_slot_t *s, int part, int shard, const kv_cmd_t *cmd, int arg
 }
 
 void kv_fwd_part_done(kv_slot_t *s) { part_done(s); }
+
+kv_slot_t *kv_fwd_detached(int nparts, kv_gather_fn *combine)
+{
+    kv_slot_t *s = calloc(1, sizeof(*s) + (size_t) nparts * sizeof(kv_reply_buf));
+    if (!s) abort();
+    s->nparts = s->outstanding = nparts;
+    s->combine = combine;
+    kv_reply_buf_init(&s->out);
+    for (int i = 0; i < nparts; i++) kv_reply_buf_init(&s->parts[i]);
+    return s;                           /* no client: freed when answered */
+}
 
 kv_slot_t *kv_fwd_slot(kv_client_t *c, int nparts, kv_gather_fn *combine)
 {

@@ -47,11 +47,16 @@ void kv_gather_all(kv_client_t *c, const kv_cmd_t *cmd);
 /* forward.c's side, for gather.c. */
 kv_slot_t *kv_fwd_slot(kv_client_t *c, int nparts, kv_gather_fn *combine);
 void kv_fwd_part(kv_slot_t *s, int part, int shard, const kv_cmd_t *cmd, int argc, kv_resp_arg *argv);
+/* A slot no client waits for (fire and forget, e.g. UNWATCH of a client
+ * that left): its replies are dropped and it frees itself. */
+kv_slot_t *kv_fwd_detached(int nparts, kv_gather_fn *combine);
 /* A part finished without kv_fwd_part (or a chain's first step). */
 void kv_fwd_part_done(kv_slot_t *s);
 /* A part's reply as one NUL-terminated string (the buffer is emptied). */
 char *kv_gather_flatten(kv_reply_buf *b, size_t *len);
 int  kv_fwd_self(void);
+/* Run cmd here as the router does (counted, propagated to the AOF). */
+void kv_fwd_call(kv_client_t *c, const kv_cmd_t *cmd);
 kv_server_t *kv_fwd_server(void);
 
 #endif

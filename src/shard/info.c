@@ -22,6 +22,8 @@
 #include "core/conf.h"
 #include "core/version.h"
 #include "shard/cmd_server.h"
+#include "persist/snapshot.h"
+#include "persist/aof.h"
 #include "shard/db.h"
 
 #ifdef KV_HAVE_JEMALLOC
@@ -201,20 +203,27 @@ static void memory_section(kv_sbuf_t *b, kv_server_t *s)
       clients, allocator_name());
 }
 
-/* Until persistence exists: nothing saved, nothing loaded, no AOF. */
+/* Snapshot fields from persist/snapshot.c, AOF fields from persist/aof.c
+ * (this shard). Combined over shards: changes and saves add up,
+ * rdb_bgsave_in_progress is the largest, the rest is shard 0's. */
 static void persistence_section(kv_sbuf_t *b, kv_server_t *s)
 {
+    kv_snapshot_info_t si;
+    kv_snapshot_get_info(&si);
+    if (si.lastsave_unix == 0) si.lastsave_unix = (int64_t) (s->start_unix_ms / 1000);
     section(b, "Persistence");
     F("loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\n"
       "current_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\n"
-      "rdb_changes_since_last_save:%llu\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:%llu\r\n"
-      "rdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\n"
-      "rdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\n"
-      "aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\n"
-      "aof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\n"
-      "aof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\n"
-      "aof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
-      (unsigned long long) (s->db ? s->db->dirty : 0), (unsigned long long) (s->start_unix_ms / 1000));
+      "rdb_changes_since_last_save:%llu\r\nrdb_bgsave_in_progress:%d\r\nrdb_last_save_time:%lld\r\n"
+      "rdb_last_bgsave_status:%s\r\nrdb_last_bgsave_time_sec:%lld\r\nrdb_current_bgsave_time_sec:%lld\r\n"
+      "rdb_saves:%llu\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:%llu\r\nrdb_last_load_keys_loaded:%llu\r\n",
+      (unsigned long long) (s->db ? s->db->dirty : 0), si.bgsave_in_progress, (long long) si.lastsave_unix,
+      si.last_bgsave_ok ? "ok" : "err", (long long) si.last_bgsave_time_sec,
+      (long long) si.current_bgsave_time_sec, (unsigned long long) si.saves,
+      (unsigned long long) si.load_keys_expired, (unsigned long long) si.load_keys_loaded);
+    kv_aof_info(b, 0);                  /* aof_* fields: persist/aof.c */
+    F("module_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n");
+    kv_aof_info(b, 1);
 }
 
 static void stats_section(kv_sbuf_t *b, kv_server_t *s)
@@ -328,6 +337,7 @@ static const char *const summed[] = {
     "used_memory_rss", "used_memory_peak", "used_memory_overhead", "used_memory_startup", "used_memory_dataset",
     "allocator_allocated", "allocator_active", "allocator_resident", "allocator_frag_bytes", "allocator_rss_bytes",
     "rss_overhead_bytes", "mem_fragmentation_bytes", "mem_clients_normal", "rdb_changes_since_last_save",
+    "rdb_saves", "rdb_last_load_keys_expired", "rdb_last_load_keys_loaded",
     "total_connections_received", "total_commands_processed", "instantaneous_ops_per_sec",
     "total_net_input_bytes", "total_net_output_bytes", "rejected_connections", "expired_keys", "evicted_keys",
     "keyspace_hits", "keyspace_misses", "total_error_replies", "total_reads_processed", "total_writes_processed",
@@ -336,7 +346,7 @@ static const char *const summed[] = {
 };
 static const char *const maxed[] = {
     "client_recent_max_input_buffer", "client_recent_max_output_buffer", "uptime_in_seconds", "uptime_in_days",
-    NULL,
+    "rdb_bgsave_in_progress", NULL,
 };
 
 static int in_list(const char *const *list, const field_t *f)

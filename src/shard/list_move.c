@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "shard/list_util.h"
+#include "shard/notify.h"
 
 void kv_list_lpos_cmd(kv_client_t *c);
 void kv_list_lmove_cmd(kv_client_t *c);
@@ -146,6 +147,9 @@ static void lmove_generic(kv_client_t *c, int from, int to)
     kv_list_del_if_empty(c, se, src);
     kv_db_changed(c->db, sk->ptr, sk->len, 1);
     kv_db_changed(c->db, dk->ptr, dk->len, 0);
+    kv_notify(c->db, KV_NOTIFY_LIST, to == KV_QL_HEAD ? "lpush" : "rpush", dk->ptr, dk->len);
+    kv_notify(c->db, KV_NOTIFY_LIST, from == KV_QL_HEAD ? "lpop" : "rpop", sk->ptr, sk->len);
+    kv_notify_if_deleted(c->db, sk->ptr, sk->len);
 }
 
 void kv_list_lmove_cmd(kv_client_t *c)
@@ -192,6 +196,8 @@ void kv_list_lmpop_cmd(kv_client_t *c)
         kv_reply_bulk(&c->out, k->ptr, k->len);
         kv_list_pop_range(c, e, ql, where, count);
         kv_db_changed(c->db, k->ptr, k->len, 1);
+        kv_notify(c->db, KV_NOTIFY_LIST, where == KV_QL_HEAD ? "lpop" : "rpop", k->ptr, k->len);
+        kv_notify_if_deleted(c->db, k->ptr, k->len);
         return;
     }
     kv_reply_null_array(&c->out);

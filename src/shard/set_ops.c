@@ -8,6 +8,7 @@
 
 #include "shard/hash_util.h"
 #include "shard/set_cmd.h"
+#include "shard/notify.h"
 
 #define OOM_MSG "-OOM command not allowed when used memory > 'maxmemory'."
 
@@ -39,6 +40,8 @@ static void store_result(kv_client_t *c, const kv_resp_arg *dst, kv_set_box *box
         kv_set_free(box->ptr, box->o.enc);
     }
     if (n || existed) kv_db_changed(c->db, dst->ptr, dst->len, 1);
+    kv_notify_stored(c->db, KV_NOTIFY_SET, &c->argv[0], dst->ptr, dst->len);
+    if (!n && existed) kv_notify(c->db, KV_NOTIFY_GENERIC, "del", dst->ptr, dst->len);
     kv_reply_int(&c->out, (long long)n);
 }
 
@@ -81,7 +84,8 @@ static void sinter_generic(kv_client_t *c, int first, int nkeys, const kv_resp_a
     if (empty < 0) goto out;
     if (empty > 0) { /* an intersection with an empty set is empty */
         if (mode == STORE) {
-            if (kv_db_delete(c->db, dst->ptr, dst->len)) kv_db_changed(c->db, dst->ptr, dst->len, 1);
+            if (kv_db_delete(c->db, dst->ptr, dst->len))
+                kv_db_changed(c->db, dst->ptr, dst->len, 1), kv_notify(c->db, KV_NOTIFY_GENERIC, "del", dst->ptr, dst->len);
             kv_reply_int(&c->out, 0);
         } else if (mode == CARD) {
             kv_reply_int(&c->out, 0);

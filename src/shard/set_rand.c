@@ -1,11 +1,14 @@
 /* SPOP and SRANDMEMBER, with the cases of Redis 7.0 (same reply shapes
  * and errors; the picks are random). A whole-set answer comes in the
  * order of a freshly built copy, as Redis's (sorted for intsets). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "shard/hash_util.h"
 #include "shard/set_cmd.h"
+#include "shard/forward.h"
+#include "shard/notify.h"
 
 /* Reply the whole set as Redis does via sunionDiffGenericCommand: a new
  * set built from it, in that set's order. */
@@ -25,6 +28,14 @@ static void reply_whole(kv_client_t *c, const kv_obj *o)
     kv_set_iter_done(&it);
 }
 
+/* AOF/replication: the random pick is logged as SREM key member, as
+ * Redis propagates SPOP (forward.h kv_fwd_propagate_as). */
+static void propagate_srem(kv_client_t *c, const char *m, size_t ml)
+{
+    kv_resp_arg v[3] = { { "SREM", 4 }, c->argv[1], { m, ml } };
+    kv_fwd_propagate_as(c, 3, v);
+}
+
 /* Remove and reply one random member of o. */
 static void pop_one(kv_client_t *c, kv_obj *o)
 {
@@ -32,6 +43,8 @@ static void pop_one(kv_client_t *c, kv_obj *o)
         kv_intset *is = kv_db_ptr(o);
         uint32_t pos = (uint32_t)kv_coll_rand_n(is->length);
         kv_reply_bulk_ll(&c->out, kv_intset_get(is, pos));
+        char num[24];
+        propagate_srem(c, num, (size_t)snprintf(num, sizeof num, "%lld", (long long)kv_intset_get(is, pos)));
         kv_db_set_ptr(o, KV_ENC_INTSET, kv_intset_remove_at(is, pos));
         return;
     }
@@ -39,6 +52,7 @@ static void pop_one(kv_client_t *c, kv_obj *o)
     kv_dict_entry *e = kv_dict_random(h->d);
     size_t kl = kv_dict_entry_klen(e);
     kv_reply_bulk(&c->out, kv_dict_entry_key(e), kl);
+    propagate_srem(c, kv_dict_entry_key(e), kl);
     kv_dict_unlink_entry(h->d, e);
     h->bytes -= kv_dict_entry_alloc_size(kl, 0);
     kv_dict_entry_free(e);
@@ -72,8 +86,12 @@ void kv_spop_cmd(kv_client_t *c)
     size_t size = kv_set_size(o);
     if (c->argc == 3 && (unsigned long long)count >= size) {
         reply_whole(c, o); /* everything: reply it and drop the key */
+        kv_resp_arg del[2] = { { "DEL", 3 }, *k }; /* logged as DEL (AOF) */
+        kv_fwd_propagate_as(c, 2, del);
         kv_db_delete_entry(c->db, e);
         kv_db_changed(c->db, k->ptr, k->len, (unsigned)size);
+        kv_notify(c->db, KV_NOTIFY_SET, "spop", k->ptr, k->len);
+        kv_notify(c->db, KV_NOTIFY_GENERIC, "del", k->ptr, k->len);
         return;
     }
     KV_SET_MEM_BEFORE(o);
@@ -82,6 +100,8 @@ void kv_spop_cmd(kv_client_t *c)
     KV_SET_MEM_AFTER(c, o);
     if (kv_set_size(o) == 0) kv_db_delete_entry(c->db, e);
     kv_db_changed(c->db, k->ptr, k->len, (unsigned)count);
+    kv_notify(c->db, KV_NOTIFY_SET, "spop", k->ptr, k->len);
+    kv_notify_if_deleted(c->db, k->ptr, k->len);
 }
 
 void kv_srandmember_cmd(kv_client_t *c)

@@ -15,6 +15,7 @@
 #include "shard/cmd.h"
 #include "shard/db.h"
 #include "shard/t_util.h"
+#include "shard/notify.h"
 
 #ifndef KV_ERR_OOM
 #define KV_ERR_OOM "-OOM command not allowed when used memory > 'maxmemory'."
@@ -109,6 +110,7 @@ static void restore_cmd(kv_client_t *c)
     if (ttl && ttl <= kv_db_now_ms()) {
         kv_rdbobj_value_free(&v);
         if (deleted) kv_db_changed(c->db, key->ptr, key->len, 1);
+        if (deleted) kv_notify(c->db, KV_NOTIFY_GENERIC, "del", key->ptr, key->len);
         kv_reply_ok(&c->out);
         return;
     }
@@ -120,6 +122,7 @@ static void restore_cmd(kv_client_t *c)
     if (ttl) e = kv_db_expire_set(c->db, e, ttl);
     set_lru_lfu(c->db, kv_db_obj(e), freq, idle, clock);
     kv_db_changed(c->db, key->ptr, key->len, 1);
+    kv_notify(c->db, KV_NOTIFY_GENERIC, "restore", key->ptr, key->len);
     kv_reply_ok(&c->out);
 }
 

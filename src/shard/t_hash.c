@@ -8,6 +8,7 @@
 #include "core/glob.h"
 #include "shard/hash_type.h"
 #include "shard/hash_util.h"
+#include "shard/notify.h"
 
 /* The hash at argv[1] for reading: NULL when missing (nothing replied) or
  * of another type (*wrong set, WRONGTYPE replied). */
@@ -70,6 +71,7 @@ static void hset_generic(kv_client_t *c, int mset)
     }
     MEM_AFTER(c, o);
     kv_db_changed(c->db, c->argv[1].ptr, c->argv[1].len, (unsigned)((c->argc - 2) / 2));
+    kv_notify(c->db, KV_NOTIFY_HASH, "hset", c->argv[1].ptr, c->argv[1].len);
     if (mset) kv_reply_ok(&c->out);
     else kv_reply_int(&c->out, created);
 }
@@ -91,6 +93,7 @@ static void hsetnx_cmd(kv_client_t *c)
     kv_hash_set(o, c->argv[2].ptr, c->argv[2].len, c->argv[3].ptr, c->argv[3].len);
     MEM_AFTER(c, o);
     kv_db_changed(c->db, c->argv[1].ptr, c->argv[1].len, 1);
+    kv_notify(c->db, KV_NOTIFY_HASH, "hset", c->argv[1].ptr, c->argv[1].len);
     kv_reply_int(&c->out, 1);
 }
 
@@ -141,6 +144,8 @@ static void hdel_cmd(kv_client_t *c)
     if (deleted) {
         if (kv_hash_len(o) == 0) kv_db_delete_entry(c->db, e);
         kv_db_changed(c->db, k->ptr, k->len, (unsigned)deleted);
+        kv_notify(c->db, KV_NOTIFY_HASH, "hdel", k->ptr, k->len);
+        kv_notify_if_deleted(c->db, k->ptr, k->len);
     }
     kv_reply_int(&c->out, deleted);
 }
@@ -202,6 +207,7 @@ static void hincrby_cmd(kv_client_t *c)
     kv_hash_set(o, c->argv[2].ptr, c->argv[2].len, buf, (size_t)n);
     MEM_AFTER(c, o);
     kv_db_changed(c->db, c->argv[1].ptr, c->argv[1].len, 1);
+    kv_notify(c->db, KV_NOTIFY_HASH, "hincrby", c->argv[1].ptr, c->argv[1].len);
     kv_reply_int(&c->out, value);
 }
 
@@ -237,6 +243,7 @@ static void hincrbyfloat_cmd(kv_client_t *c)
     kv_hash_set(o, c->argv[2].ptr, c->argv[2].len, buf, (size_t)n);
     MEM_AFTER(c, o);
     kv_db_changed(c->db, c->argv[1].ptr, c->argv[1].len, 1);
+    kv_notify(c->db, KV_NOTIFY_HASH, "hincrbyfloat", c->argv[1].ptr, c->argv[1].len);
     kv_reply_bulk(&c->out, buf, (size_t)n);
 }
 

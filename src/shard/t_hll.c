@@ -13,8 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shard/forward.h"
 #include "shard/hll_core.h"
 #include "shard/t_util.h"
+#include "shard/notify.h"
 
 #define ERR_NOT_HLL "-WRONGTYPE Key is not a valid HyperLogLog string value."
 #define ERR_INVALID "-INVALIDOBJ Corrupted HLL object detected"
@@ -128,6 +130,7 @@ static void pfadd_cmd(kv_client_t *c)
         return;
     }
     if (updated) kv_db_changed(c->db, k->ptr, k->len, (unsigned)updated);
+    if (updated) kv_notify(c->db, KV_NOTIFY_STRING, "pfadd", k->ptr, k->len);
     kv_reply_int(&c->out, updated ? 1 : 0);
 }
 
@@ -172,6 +175,7 @@ static void pfcount_cmd(kv_client_t *c)
     /* the cache is part of the string: a read-only command that writes */
     kv_hll_cache_set(p, card);
     kv_db_changed(c->db, k->ptr, k->len, 1);
+    kv_fwd_propagate_as(c, c->argc, c->argv); /* AOF: as Redis, PFCOUNT is logged when it wrote the cache */
     kv_reply_int(&c->out, (long long)card);
 }
 
@@ -208,6 +212,7 @@ static void pfmerge_cmd(kv_client_t *c)
     kv_hll_invalidate(b.p);
     hll_close(c, k, e, &b);
     kv_db_changed(c->db, k->ptr, k->len, 1);
+    kv_notify(c->db, KV_NOTIFY_STRING, "pfadd", k->ptr, k->len);
     kv_reply_ok(&c->out);
 }
 

@@ -13,6 +13,7 @@
 
 #include "core/glob.h"
 #include "shard/t_util.h"
+#include "shard/notify.h"
 
 static void del_cmd(kv_client_t *c)
 {
@@ -20,6 +21,7 @@ static void del_cmd(kv_client_t *c)
     for (int i = 1; i < c->argc; i++)
         if (kv_db_delete(c->db, c->argv[i].ptr, c->argv[i].len)) {
             kv_db_changed(c->db, c->argv[i].ptr, c->argv[i].len, 1);
+            kv_notify(c->db, KV_NOTIFY_GENERIC, "del", c->argv[i].ptr, c->argv[i].len);
             n++;
         }
     kv_reply_int(&c->out, n);
@@ -72,6 +74,8 @@ static void rename_generic(kv_client_t *c, int nx)
     kv_db_rename(c->db, e, dst->ptr, dst->len);
     kv_db_changed(c->db, src->ptr, src->len, 1);
     kv_db_changed(c->db, dst->ptr, dst->len, 1);
+    kv_notify(c->db, KV_NOTIFY_GENERIC, "rename_from", src->ptr, src->len);
+    kv_notify(c->db, KV_NOTIFY_GENERIC, "rename_to", dst->ptr, dst->len);
     if (nx) kv_reply_int(&c->out, 1);
     else kv_reply_ok(&c->out);
 }
@@ -124,6 +128,7 @@ static void copy_cmd(kv_client_t *c)
         return;
     }
     kv_db_changed(c->db, dst->ptr, dst->len, 1);
+    kv_notify(c->db, KV_NOTIFY_GENERIC, "copy_to", dst->ptr, dst->len);
     kv_reply_int(&c->out, 1);
 }
 

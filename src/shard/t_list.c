@@ -9,6 +9,7 @@
 
 #include "persist/rdbobj.h"
 #include "shard/list_util.h"
+#include "shard/notify.h"
 
 void kv_list_rdb_register(void);
 
@@ -91,6 +92,7 @@ static void push_generic(kv_client_t *c, int where, int xx)
         kv_list_mem(c, ql, before);
     }
     kv_db_changed(c->db, k->ptr, k->len, (unsigned)(c->argc - 2));
+    kv_notify(c->db, KV_NOTIFY_LIST, where == KV_QL_HEAD ? "lpush" : "rpush", k->ptr, k->len);
     kv_reply_int(&c->out, (long long)kv_ql_count(ql));
 }
 
@@ -126,6 +128,8 @@ static void pop_generic(kv_client_t *c, int where)
     if (hascount) {
         kv_list_pop_range(c, e, ql, where, count);
         kv_db_changed(c->db, k->ptr, k->len, 1);
+        kv_notify(c->db, KV_NOTIFY_LIST, where == KV_QL_HEAD ? "lpop" : "rpop", k->ptr, k->len);
+        kv_notify_if_deleted(c->db, k->ptr, k->len);
         return;
     }
     kv_ql_pos pos;
@@ -138,6 +142,8 @@ static void pop_generic(kv_client_t *c, int where)
     kv_list_mem(c, ql, before);
     kv_list_del_if_empty(c, e, ql);
     kv_db_changed(c->db, k->ptr, k->len, 1);
+    kv_notify(c->db, KV_NOTIFY_LIST, where == KV_QL_HEAD ? "lpop" : "rpop", k->ptr, k->len);
+    kv_notify_if_deleted(c->db, k->ptr, k->len);
 }
 
 static void lpop_cmd(kv_client_t *c) { pop_generic(c, KV_QL_HEAD); }
@@ -225,6 +231,7 @@ static void lset_cmd(kv_client_t *c)
     kv_ql_replace(ql, &pos, v->ptr, v->len);
     kv_list_mem(c, ql, before);
     kv_db_changed(c->db, k->ptr, k->len, 1);
+    kv_notify(c->db, KV_NOTIFY_LIST, "lset", k->ptr, k->len);
     kv_reply_ok(&c->out);
 }
 
@@ -252,6 +259,8 @@ static void ltrim_cmd(kv_client_t *c)
     kv_list_mem(c, ql, before);
     kv_list_del_if_empty(c, e, ql);
     kv_db_changed(c->db, k->ptr, k->len, (unsigned)(ltrim + rtrim));
+    kv_notify(c->db, KV_NOTIFY_LIST, "ltrim", k->ptr, k->len);
+    kv_notify_if_deleted(c->db, k->ptr, k->len);
     kv_reply_ok(&c->out);
 }
 
@@ -283,6 +292,7 @@ static void linsert_cmd(kv_client_t *c)
     kv_ql_insert(ql, &pos, after, v->ptr, v->len);
     kv_list_mem(c, ql, before);
     kv_db_changed(c->db, k->ptr, k->len, 1);
+    kv_notify(c->db, KV_NOTIFY_LIST, "linsert", k->ptr, k->len);
     kv_reply_int(&c->out, (long long)kv_ql_count(ql));
 }
 
@@ -318,6 +328,8 @@ static void lrem_cmd(kv_client_t *c)
     if (removed) {
         kv_list_del_if_empty(c, e, ql);
         kv_db_changed(c->db, k->ptr, k->len, (unsigned)removed);
+        kv_notify(c->db, KV_NOTIFY_LIST, "lrem", k->ptr, k->len);
+        kv_notify_if_deleted(c->db, k->ptr, k->len);
     }
     kv_reply_int(&c->out, removed);
 }

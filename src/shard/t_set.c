@@ -7,6 +7,7 @@
 #include "core/glob.h"
 #include "shard/hash_util.h"
 #include "shard/set_cmd.h"
+#include "shard/notify.h"
 
 kv_dict_entry *kv_set_lookup(kv_client_t *c, const kv_resp_arg *k, int flags, int *wrong)
 {
@@ -48,6 +49,7 @@ static void sadd_cmd(kv_client_t *c)
         if (kv_set_add(o, c->argv[i].ptr, c->argv[i].len) > 0) added++;
     KV_SET_MEM_AFTER(c, o);
     if (added) kv_db_changed(c->db, k->ptr, k->len, (unsigned)added);
+    if (added) kv_notify(c->db, KV_NOTIFY_SET, "sadd", k->ptr, k->len);
     kv_reply_int(&c->out, added);
 }
 
@@ -72,6 +74,8 @@ static void srem_cmd(kv_client_t *c)
     if (removed) {
         if (kv_set_size(o) == 0) kv_db_delete_entry(c->db, e);
         kv_db_changed(c->db, k->ptr, k->len, (unsigned)removed);
+        kv_notify(c->db, KV_NOTIFY_SET, "srem", k->ptr, k->len);
+        kv_notify_if_deleted(c->db, k->ptr, k->len);
     }
     kv_reply_int(&c->out, removed);
 }
@@ -104,7 +108,9 @@ static void smove_cmd(kv_client_t *c)
         }
     }
     kv_db_changed(c->db, sk->ptr, sk->len, 1);
+    kv_notify(c->db, KV_NOTIFY_SET, "srem", sk->ptr, sk->len);
     if (kv_set_size(so) == 0) kv_db_delete_entry(c->db, se);
+    kv_notify_if_deleted(c->db, sk->ptr, sk->len);
     if (!de) {
         uint8_t enc;
         void *p = kv_set_new_for(m->ptr, m->len, &enc);
@@ -116,7 +122,8 @@ static void smove_cmd(kv_client_t *c)
     }
     kv_obj *dobj = kv_db_obj(de);
     KV_SET_MEM_BEFORE(dobj);
-    if (kv_set_add(dobj, m->ptr, m->len) > 0) kv_db_changed(c->db, dk->ptr, dk->len, 1);
+    if (kv_set_add(dobj, m->ptr, m->len) > 0)
+        kv_db_changed(c->db, dk->ptr, dk->len, 1), kv_notify(c->db, KV_NOTIFY_SET, "sadd", dk->ptr, dk->len);
     KV_SET_MEM_AFTER(c, dobj);
     kv_reply_int(&c->out, 1);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "shard/t_util.h"
+#include "shard/notify.h"
 
 /* SET / GETEX option flags (Redis's OBJ_*) */
 #define F_NX (1 << 0)
@@ -128,6 +129,8 @@ static void set_generic(kv_client_t *c, int flags, int vi, int expire, const cha
     kv_db_set_str_ttl(c->db, k->ptr, k->len, v->ptr, v->len, (flags & F_KEEPTTL) ? KV_SET_KEEPTTL : 0,
                       expire ? when : -1);
     kv_db_changed(c->db, k->ptr, k->len, 1);
+    kv_notify(c->db, KV_NOTIFY_STRING, "set", k->ptr, k->len);
+    if (expire) kv_notify(c->db, KV_NOTIFY_GENERIC, "expire", k->ptr, k->len);
     if (!(flags & F_GET)) {
         if (style == REPLY_ONE_ZERO) kv_reply_int(&c->out, 1);
         else kv_reply_ok(&c->out);
@@ -152,6 +155,7 @@ static void getset_cmd(kv_client_t *c)
     if (get_generic(c) < 0) return;
     kv_db_set_str(c->db, c->argv[1].ptr, c->argv[1].len, c->argv[2].ptr, c->argv[2].len, 0);
     kv_db_changed(c->db, c->argv[1].ptr, c->argv[1].len, 1);
+    kv_notify(c->db, KV_NOTIFY_STRING, "set", c->argv[1].ptr, c->argv[1].len);
 }
 
 static void getdel_cmd(kv_client_t *c)
@@ -159,6 +163,7 @@ static void getdel_cmd(kv_client_t *c)
     if (get_generic(c) <= 0) return;
     kv_db_delete(c->db, c->argv[1].ptr, c->argv[1].len);
     kv_db_changed(c->db, c->argv[1].ptr, c->argv[1].len, 1);
+    kv_notify(c->db, KV_NOTIFY_GENERIC, "del", c->argv[1].ptr, c->argv[1].len);
 }
 
 static void getex_cmd(kv_client_t *c)
@@ -181,12 +186,15 @@ static void getex_cmd(kv_client_t *c)
     if ((flags & (F_EXAT | F_PXAT)) && when <= kv_db_now_ms()) {
         kv_db_delete_entry(c->db, e);
         kv_db_changed(c->db, k->ptr, k->len, 1);
+        kv_notify(c->db, KV_NOTIFY_GENERIC, "del", k->ptr, k->len);
     } else if (expire) {
         kv_db_expire_set(c->db, e, when);
         kv_db_changed(c->db, k->ptr, k->len, 1);
+        kv_notify(c->db, KV_NOTIFY_GENERIC, "expire", k->ptr, k->len);
     } else if ((flags & F_PERSIST) && (kv_db_obj(e)->flags & KV_OBJ_TTL)) {
         kv_db_expire_clear(c->db, e);
         kv_db_changed(c->db, k->ptr, k->len, 1);
+        kv_notify(c->db, KV_NOTIFY_GENERIC, "persist", k->ptr, k->len);
     }
 }
 
@@ -217,6 +225,7 @@ static void mset_generic(kv_client_t *c, int nx)
         kv_db_set_str(c->db, c->argv[i].ptr, c->argv[i].len, c->argv[i + 1].ptr,
                       c->argv[i + 1].len, 0);
         kv_db_changed(c->db, c->argv[i].ptr, c->argv[i].len, 1);
+        kv_notify(c->db, KV_NOTIFY_STRING, "set", c->argv[i].ptr, c->argv[i].len);
     }
     if (nx) kv_reply_int(&c->out, 1);
     else kv_reply_ok(&c->out);
@@ -263,6 +272,7 @@ static void incr_generic(kv_client_t *c, long long incr)
     else
         kv_db_set_ll(c->db, k->ptr, k->len, v, KV_SET_KEEPTTL);
     kv_db_changed(c->db, k->ptr, k->len, 1);
+    kv_notify(c->db, KV_NOTIFY_STRING, "incrby", k->ptr, k->len);
     kv_reply_int(&c->out, v);
 }
 
@@ -322,6 +332,7 @@ static void incrbyfloat_cmd(kv_client_t *c)
     int n = kv_reply_fmt_ld_human(buf, sizeof buf, v);
     kv_db_set_str(c->db, k->ptr, k->len, buf, (size_t)n, KV_SET_EMBSTR | KV_SET_KEEPTTL);
     kv_db_changed(c->db, k->ptr, k->len, 1);
+    kv_notify(c->db, KV_NOTIFY_STRING, "incrbyfloat", k->ptr, k->len);
     kv_reply_bulk(&c->out, buf, (size_t)n);
 }
 
@@ -356,6 +367,7 @@ static void append_cmd(kv_client_t *c)
         if (v->len) memcpy(p + olen, v->ptr, v->len);
     }
     kv_db_changed(c->db, k->ptr, k->len, 1);
+    kv_notify(c->db, KV_NOTIFY_STRING, "append", k->ptr, k->len);
     kv_reply_int(&c->out, (long long)total);
 }
 
@@ -432,6 +444,7 @@ static void setrange_cmd(kv_client_t *c)
     char *p = kv_db_str_resize(c->db, &e, len);
     memcpy(p + off, v->ptr, v->len);
     kv_db_changed(c->db, k->ptr, k->len, 1);
+    kv_notify(c->db, KV_NOTIFY_STRING, "setrange", k->ptr, k->len);
     kv_reply_int(&c->out, (long long)len);
 }
 

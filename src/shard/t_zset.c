@@ -9,6 +9,7 @@
 
 #include "core/glob.h"
 #include "shard/zset_cmd.h"
+#include "shard/notify.h"
 
 /* ---- ZADD, ZINCRBY ----------------------------------------------------- */
 
@@ -95,6 +96,7 @@ reply:
     }
 done_changed:
     if (added || updated) kv_db_changed(c->db, k->ptr, k->len, (unsigned)(added + updated));
+    if (added || updated) kv_notify(c->db, KV_NOTIFY_ZSET, incr ? "zincr" : "zadd", k->ptr, k->len);
 done:
     if (scores != &one) free(scores);
 }
@@ -119,6 +121,8 @@ static void zrem_cmd(kv_client_t *c)
         kv_zset_account(c->db, o, before);
         kv_zset_drop_if_empty(c->db, e);
         if (n) kv_db_changed(c->db, c->argv[1].ptr, c->argv[1].len, (unsigned)n);
+        if (n) kv_notify(c->db, KV_NOTIFY_ZSET, "zrem", c->argv[1].ptr, c->argv[1].len);
+        if (n) kv_notify_if_deleted(c->db, c->argv[1].ptr, c->argv[1].len);
     }
     kv_reply_int(&c->out, n);
 }
@@ -243,6 +247,8 @@ static void zpop_generic(kv_client_t *c, int first, int nkeys, int max, int emit
     kv_zset_account(c->db, o, before);
     kv_db_changed(c->db, c->argv[ki].ptr, c->argv[ki].len, (unsigned)n);
     kv_zset_drop_if_empty(c->db, e);
+    kv_notify(c->db, KV_NOTIFY_ZSET, max ? "zpopmax" : "zpopmin", c->argv[ki].ptr, c->argv[ki].len);
+    kv_notify_if_deleted(c->db, c->argv[ki].ptr, c->argv[ki].len);
 }
 
 static void zpop_minmax(kv_client_t *c, int max)

@@ -18,6 +18,8 @@
 #include "core/log.h"
 #include "core/process.h"
 #include "core/time.h"
+#include "persist/snapshot.h"
+#include "persist/aof.h"
 #include "shard/cmd.h"
 #include "shard/conn.h"
 #include "shard/db.h"
@@ -27,6 +29,9 @@
 
 #define HEARTBEAT_MS 100
 #define DEFAULT_HZ   10
+
+/* The AOF module's replay, when it is linked in (persist/aof.c). */
+int kv_aof_load(kv_db_t *db, const kv_conf_t *conf, int shard, char *err, size_t errlen) __attribute__((weak));
 
 typedef struct {
     const kv_worker_args_t *args;
@@ -161,6 +166,10 @@ static void reload_settings(worker_t *w)
         conf->client_query_buffer_limit = fresh->client_query_buffer_limit;
         conf->output_buffer_limit = fresh->output_buffer_limit;
         memcpy(conf->requirepass, fresh->requirepass, sizeof(conf->requirepass));
+        /* persistence.aof.* except enabled: read by persist/aof.c at every use */
+        conf->aof_fsync = fresh->aof_fsync;
+        conf->aof_rewrite_percentage = fresh->aof_rewrite_percentage;
+        conf->aof_rewrite_min_size = fresh->aof_rewrite_min_size;
         if (fresh->hz != conf->hz) {
             conf->hz = fresh->hz;
             w->hz = (int) fresh->hz;
@@ -242,8 +251,36 @@ int kv_worker_main(const kv_worker_args_t *args)
     w->cron.data = w;
     uv_timer_start(&w->cron, cron_cb, 1000 / (uint64_t) w->hz, 1000 / (uint64_t) w->hz);
     kv_route_init(args->conf->shards, args->conf->routing);
+
+    /* Load: snapshot, then the AOF (when the AOF module is linked in).
+     * Peers' requests meanwhile get -LOADING (forward.c checks for UP);
+     * clients queue in the listen backlog. A bad file stops this shard
+     * for good (FAILED, exit FATAL: the master backs off), the reason
+     * goes into the control block for /healthz; other shards serve. */
+    {
+        char err[1024];
+        int rc;
+        atomic_store(&w->ctl->state, KV_SHARD_LOADING);
+        atomic_store(&w->ctl->heartbeat_ms, kv_time_mono_ms());
+        rc = kv_snapshot_load(w->server.db, args->conf, args->id, err, sizeof(err));
+        if (rc == 0 && kv_aof_load) rc = kv_aof_load(w->server.db, args->conf, args->id, err, sizeof(err));
+        if (rc != 0) {
+            const char *why = err;
+            size_t dl = strlen(args->conf->dir);
+            if (dl && !strncmp(why, args->conf->dir, dl) && why[dl] == '/') why += dl + 1;
+            kv_log_warning("shard %d: %s", args->id, err);
+            snprintf(w->ctl->reason, sizeof(w->ctl->reason), "%.*s", (int) sizeof(w->ctl->reason) - 1, why);
+            atomic_store(&w->ctl->state, KV_SHARD_FAILED);
+            return KV_WORKER_EXIT_FATAL;
+        }
+        w->ctl->reason[0] = '\0';
+        kv_snapshot_start(&w->loop, w->server.db, args->conf, args->id, (int64_t) w->server.start_unix_ms);
+    }
+
     if (kv_fwd_start(&w->server, &w->loop, args->seg, args->id, (uint32_t) args->conf->ring_spin_us) != 0)
         return KV_WORKER_EXIT_FATAL;
+    /* AOF: append after the load, before serving (persist/aof.h) */
+    if (kv_aof_start(&w->server, &w->loop, args->id) != 0) return KV_WORKER_EXIT_FATAL;
     if (open_listeners(w) != 0) return KV_WORKER_EXIT_FATAL;
 
     atomic_store(&w->ctl->heartbeat_ms, kv_time_mono_ms());
@@ -252,6 +289,9 @@ int kv_worker_main(const kv_worker_args_t *args)
     kv_log_verbose("worker %d ready on cpu %d", args->id, args->cpu);
 
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    kv_aof_stop();                      /* final AOF write + fsync */
+    kv_snapshot_shutdown();             /* final save, as Redis at SIGTERM */
+    uv_run(&w->loop, UV_RUN_NOWAIT);
 
     atomic_store(&w->ctl->state, KV_SHARD_DOWN);
     uv_loop_close(&w->loop);

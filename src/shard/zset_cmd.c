@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "shard/zset_cmd.h"
+#include "shard/notify.h"
 
 /* A NUL-terminated copy for strtod: on the stack when short. */
 typedef struct {
@@ -103,6 +104,7 @@ size_t kv_zset_store(kv_db_t *db, const kv_resp_arg *key, kv_zval *v)
     if (n == 0) {
         kv_zset_free(v->ptr, v->o.enc);
         if (old) kv_db_changed(db, key->ptr, key->len, 1);
+        if (old) kv_notify(db, KV_NOTIFY_GENERIC, "del", key->ptr, key->len);
         return 0;
     }
     kv_zset_shrink_if_fits(&v->o);

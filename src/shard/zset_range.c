@@ -9,6 +9,7 @@
 #include <limits.h>
 
 #include "shard/zset_cmd.h"
+#include "shard/notify.h"
 
 enum { BY_AUTO, BY_RANK, BY_SCORE, BY_LEX };
 enum { DIR_AUTO, DIR_FWD, DIR_REV };
@@ -36,6 +37,7 @@ static void store_ranks(kv_client_t *c, const kv_resp_arg *dst, const kv_obj *sr
     }
     v.ptr = kv_db_ptr(o);
     kv_reply_int(&c->out, (long long)kv_zset_store(c->db, dst, &v));
+    kv_notify_stored(c->db, KV_NOTIFY_ZSET, &c->argv[0], dst->ptr, dst->len);
 }
 
 static void zrange_generic(kv_client_t *c, int start, int store, int by, int dir)
@@ -99,6 +101,7 @@ static void zrange_generic(kv_client_t *c, int start, int store, int by, int dir
             if (d) {
                 kv_db_delete_entry(c->db, d);
                 kv_db_changed(c->db, dst->ptr, dst->len, 1);
+                kv_notify(c->db, KV_NOTIFY_GENERIC, "del", dst->ptr, dst->len);
             }
         } else {
             kv_reply_array(&c->out, 0);
@@ -186,6 +189,8 @@ static void zremrange_generic(kv_client_t *c, int by)
         kv_zset_account(c->db, o, before);
         kv_db_changed(c->db, c->argv[1].ptr, c->argv[1].len, (unsigned)n);
         kv_zset_drop_if_empty(c->db, e);
+        kv_notify_cmd(c->db, KV_NOTIFY_ZSET, &c->argv[0], c->argv[1].ptr, c->argv[1].len);
+        kv_notify_if_deleted(c->db, c->argv[1].ptr, c->argv[1].len);
     }
     kv_reply_int(&c->out, (long long)n);
 }

