@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/time.h"
+#include "shard/forward.h"
 #include "shard/stream_cmd.h"
 
 #define OOM_ERR "-OOM command not allowed when used memory > 'maxmemory'."
@@ -98,6 +99,32 @@ static int parse_add_trim(kv_client_t *c, kv_strim *t, int xadd, kv_sid *id, int
     return i;
 }
 
+/*
+ * The AOF (and replicas) must replay XADD to the same stream: the ID it
+ * chose is written out explicitly, and a trim (approximate or with LIMIT,
+ * which depend on node layout) as the exact XTRIM MAXLEN = length it left.
+ */
+static void xadd_propagate(kv_client_t *c, int idpos, int nomk, const kv_sid *added, int trimmed,
+                           unsigned long long length)
+{
+    char idbuf[48], lenbuf[24];
+    int nf = c->argc - idpos - 1, n = 0;
+    kv_resp_arg *av = malloc(sizeof(*av) * (size_t) (nf + 4));
+    if (!av) return;
+    av[n++] = c->argv[0];
+    av[n++] = c->argv[1];
+    if (nomk) av[n++] = (kv_resp_arg) { "NOMKSTREAM", 10 };
+    av[n++] = (kv_resp_arg) { idbuf, (size_t) kv_sid_fmt(idbuf, added) };
+    for (int i = 0; i < nf; i++) av[n++] = c->argv[idpos + 1 + i];
+    kv_fwd_propagate_as(c, n, av);
+    if (trimmed) {
+        kv_resp_arg tr[5] = { { "XTRIM", 5 }, c->argv[1], { "MAXLEN", 6 }, { "=", 1 },
+                              { lenbuf, (size_t) snprintf(lenbuf, sizeof(lenbuf), "%llu", length) } };
+        kv_fwd_propagate_as(c, 5, tr);
+    }
+    free(av);
+}
+
 static void xadd_cmd(kv_client_t *c)
 {
     kv_strim t;
@@ -158,6 +185,7 @@ static void xadd_cmd(kv_client_t *c)
     kv_stream_trim(s, &t);
     KV_SMEM_AFTER(c, s);
     kv_db_changed(c->db, c->argv[1].ptr, c->argv[1].len, 1);
+    xadd_propagate(c, idpos, nomk, &added, t.strategy != KV_TRIM_NONE, s->length);
 }
 
 static void xlen_cmd(kv_client_t *c)
