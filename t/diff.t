@@ -57,7 +57,9 @@ subtest 'runner self-check' => sub {
 };
 
 my $redis = KevyDiff::Redis->new;
-my %kevy = map { $_ => Kevy->new(shards => $_) } @shard_counts;
+# Configured as the reference redis-server is (--save '' --appendonly no).
+my $KEVY_YAML = "persistence: {aof: {enabled: false}, snapshot: {save: []}}\n";
+my %kevy = map { $_ => Kevy->new(shards => $_, yaml => $KEVY_YAML) } @shard_counts;
 my %restarts;
 
 # Bring a server to an empty keyspace: FLUSHALL, or (kevy without FLUSHALL
@@ -73,7 +75,7 @@ sub reset_kevy {
         return if defined $r && $r eq "+OK\r\n";
     }
     undef $kevy{$n};      # stops the old one
-    $kevy{$n} = Kevy->new(shards => $n);
+    $kevy{$n} = Kevy->new(shards => $n, yaml => $KEVY_YAML);
     $restarts{$n}++;
 }
 

@@ -14,10 +14,12 @@
  * convert as they next change, as in Redis. Redis's old ziplist names are
  * aliases (CONFIG GET answers under the name asked for).
  *
- * save, appendonly, appendfsync, maxmemory and maxmemory-policy are
- * accepted and reported, but have no effect until persistence and
- * eviction exist; until then they hold what was last set (defaults:
- * kevy's real behaviour: no snapshots, no AOF, no limit).
+ * save and appendfsync are the snapshot save points and the AOF fsync
+ * policy (persistence.snapshot.save, persistence.aof.fsync) on every
+ * worker. appendonly reports persistence.aof.enabled; switching it at run
+ * time is refused (set the key and restart). There is no eviction yet, so
+ * maxmemory accepts only 0; maxmemory-policy is kept and reported (with no
+ * limit it decides nothing, as in Redis).
  */
 #include <errno.h>
 #include <limits.h>
@@ -51,6 +53,8 @@ typedef struct {
 
 static const char *const loglevels[] = { "debug", "verbose", "notice", "warning", NULL };
 static const char *const fsyncs[] = { "everysec", "always", "no", NULL };
+/* kv_fsync_e's order (core/conf.h). */
+static const char *const conf_fsync_names[] = { "always", "everysec", "no" };
 static const char *const policies[] = { "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
                                         "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction", NULL };
 
@@ -189,9 +193,17 @@ static void value_of(const kv_conf_t *conf, int p, char *out, size_t cap)
                  (unsigned long long) shadow.ps_soft, (unsigned long long) shadow.ps_secs);
         break;
     case K_NOTIFY: kv_notify_format(shadow.notify, out); break;
-    case K_SAVE: snprintf(out, cap, "%s", shadow.save); break;
-    case K_APPENDONLY: snprintf(out, cap, "%s", shadow.appendonly ? "yes" : "no"); break;
-    case K_APPENDFSYNC: snprintf(out, cap, "%s", fsyncs[shadow.appendfsync]); break;
+    case K_SAVE: {
+        size_t n = 0;
+        out[0] = '\0';
+        for (int i = 0; i < conf->nsave && n < cap; i++)
+            n += (size_t) snprintf(out + n, cap - n, "%s%llu %llu", i ? " " : "",
+                                   (unsigned long long) conf->save[i].seconds,
+                                   (unsigned long long) conf->save[i].changes);
+        break;
+    }
+    case K_APPENDONLY: snprintf(out, cap, "%s", conf->aof_enabled ? "yes" : "no"); break;
+    case K_APPENDFSYNC: snprintf(out, cap, "%s", conf_fsync_names[conf->aof_fsync]); break;
     case K_MAXMEMORY: snprintf(out, cap, "%llu", (unsigned long long) shadow.maxmemory); break;
     case K_MAXMEMORY_POLICY: snprintf(out, cap, "%s", policies[shadow.policy]); break;
     case K_DATABASES: snprintf(out, cap, "1"); break;
@@ -299,17 +311,23 @@ static const char *set_one(kv_conf_t *conf, shadow_t *sh, int p, const char *v, 
         if (p == K_PROTO_MAX_BULK_LEN) conf->proto_max_bulk_len = u;
         else if (p == K_QUERYBUF) conf->client_query_buffer_limit = u;
         else if (p >= K_THR0) sh->thr[p - K_THR0] = ll, sh->thr_set |= 1u << (p - K_THR0);
+        else if (u != 0) return "kevy has no eviction yet: maxmemory must be 0";
         else sh->maxmemory = u;
         return NULL;
     case P_STR:
         if (strlen(v) >= sizeof(conf->requirepass)) return "argument is too long";
         strcpy(conf->requirepass, v);
         return NULL;
-    case P_BOOL:
-        if (!strcasecmp(v, "yes")) sh->appendonly = 1;
-        else if (!strcasecmp(v, "no")) sh->appendonly = 0;
+    case P_BOOL: {
+        int on;
+        if (!strcasecmp(v, "yes")) on = 1;
+        else if (!strcasecmp(v, "no")) on = 0;
         else return "argument must be 'yes' or 'no'";
+        if (on != conf->aof_enabled)
+            return "kevy cannot switch the AOF at run time: set persistence.aof.enabled and restart";
+        sh->appendonly = on;
         return NULL;
+    }
     case P_ENUM: {
         int i = enum_index(pm->choices, v);
         if (i < 0) {
@@ -319,7 +337,11 @@ static const char *set_one(kv_conf_t *conf, shadow_t *sh, int p, const char *v, 
             return err;
         }
         if (p == K_LOGLEVEL) conf->log_level = i;
-        else if (p == K_APPENDFSYNC) sh->appendfsync = i;
+        else if (p == K_APPENDFSYNC) {
+            sh->appendfsync = i;
+            for (int f = 0; f < 3; f++)
+                if (!strcmp(conf_fsync_names[f], pm->choices[i])) conf->aof_fsync = f;
+        }
         else sh->policy = i;
         return NULL;
     }
@@ -335,8 +357,18 @@ static const char *set_one(kv_conf_t *conf, shadow_t *sh, int p, const char *v, 
             if (end == q || errno || ll < 0 || (*end && *end != ' ')) return "Invalid save parameters";
             q = end, count++;
         }
-        if (count % 2 || strlen(v) >= sizeof(sh->save)) return "Invalid save parameters";
+        if (count % 2 || count / 2 > KV_SAVE_POINTS_MAX || strlen(v) >= sizeof(sh->save))
+            return "Invalid save parameters";
         strcpy(sh->save, v);
+        /* The snapshot cron reads conf->save on every tick. */
+        conf->nsave = 0;
+        for (q = v; count > 0; count -= 2) {
+            unsigned long long secs = strtoull(q, &end, 10), changes = strtoull(end, &end, 10);
+            q = end;
+            if (secs == 0) continue;            /* Redis ignores 0-second points */
+            conf->save[conf->nsave].seconds = secs;
+            conf->save[conf->nsave++].changes = changes;
+        }
         return NULL;
     }
     case P_COBL: {
