@@ -36,6 +36,12 @@ KV_CMD_PART(kv_pubsub_cmds)
 
 static const kv_cmd_t *table;       /* merged, sorted by name */
 static size_t          ncmds;
+static kv_cmd_stats_t *stats;       /* parallel to table */
+
+#define ERROR_CODES_MAX 128         /* Redis's ERRORSTATS_LIMIT */
+static struct { char code[32]; uint64_t count; } errors[ERROR_CODES_MAX];
+static int      nerrors;
+static uint64_t errors_total;
 
 static int by_name(const void *a, const void *b)
 {
@@ -70,6 +76,43 @@ void kv_cmd_init(void)
         for (int m = 0; movable[m]; m++)
             if (!strcmp(t[i].name, movable[m])) t[i].flags |= KV_CMD_MOVABLE;
     table = t, ncmds = n;
+    stats = calloc(n ? n : 1, sizeof(*stats));
+    if (!stats) abort();
+}
+
+kv_cmd_stats_t *kv_cmd_stats(const kv_cmd_t *cmd)
+{
+    return cmd >= table && cmd < table + ncmds ? &stats[cmd - table] : NULL;
+}
+
+void kv_cmd_count_error(const char *reply, size_t len)
+{
+    size_t n = 0;
+    if (len < 1 || reply[0] != '-') return;
+    while (1 + n < len && n < sizeof(errors[0].code) - 1 && reply[1 + n] != ' ' && reply[1 + n] != '\r') n++;
+    errors_total++;
+    for (int i = 0; i < nerrors; i++)
+        if (strlen(errors[i].code) == n && !memcmp(errors[i].code, reply + 1, n)) {
+            errors[i].count++;
+            return;
+        }
+    if (nerrors == ERROR_CODES_MAX) return;     /* counted in the total only */
+    memcpy(errors[nerrors].code, reply + 1, n);
+    errors[nerrors].code[n] = '\0';
+    errors[nerrors++].count = 1;
+}
+
+uint64_t kv_cmd_errors_each(kv_cmd_error_fn *fn, void *data)
+{
+    for (int i = 0; fn && i < nerrors; i++) fn(errors[i].code, errors[i].count, data);
+    return errors_total;
+}
+
+void kv_cmd_stats_reset(void)
+{
+    memset(stats, 0, sizeof(*stats) * ncmds);
+    nerrors = 0;
+    errors_total = 0;
 }
 
 size_t kv_cmd_count(void) { return ncmds; }
@@ -145,7 +188,8 @@ void kv_cmd_dispatch(kv_client_t *c)
     if (!cmd || !kv_cmd_arity_ok(cmd, c->argc)) {
         kv_slot_t *held = kv_fwd_hold(c);
         if (!cmd) reply_unknown(c);
-        else kv_cmd_reply_arity(c, cmd);
+        else kv_cmd_reply_arity(c, cmd), kv_cmd_stats(cmd)->rejected++;
+        kv_cmd_count_error("-ERR", 4);
         kv_fwd_release(c, held);
         if (queueing) kv_multi_flag(c);     /* EXEC will answer EXECABORT */
         return;

@@ -93,6 +93,19 @@ void kv_cmd_dispatch(kv_client_t *c);
 /* Check arity only: 1 when argc fits cmd. */
 int kv_cmd_arity_ok(const kv_cmd_t *cmd, int argc);
 
+/* INFO commandstats / errorstats, counted where commands run. */
+typedef struct {
+    uint64_t calls, usec, rejected, failed;
+} kv_cmd_stats_t;
+/* The counters of a table command (NULL for internal ones). */
+kv_cmd_stats_t *kv_cmd_stats(const kv_cmd_t *cmd);
+/* An error reply "-CODE ..." left: count it under CODE. */
+void kv_cmd_count_error(const char *reply, size_t len);
+/* Each error code seen (at most 128, as Redis), and the total. */
+typedef void kv_cmd_error_fn(const char *code, uint64_t count, void *data);
+uint64_t kv_cmd_errors_each(kv_cmd_error_fn *fn, void *data);
+void kv_cmd_stats_reset(void);
+
 /* Redis's error for a wrong number of arguments. */
 void kv_cmd_reply_arity(kv_client_t *c, const kv_cmd_t *cmd);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/time.h"
 #include "event/ringio.h"
 #include "shard/chain.h"
 #include "shard/db.h"
@@ -123,7 +124,42 @@ static kv_reply_buf *part_buf(kv_slot_t *s, int part) { return s->combine ? &s->
 
 /* ---- running here ----------------------------------------------------------- */
 
+/* The first byte of what a handler appended after (t, used): '-' is an
+ * error reply. */
+static const char *appended(const kv_reply_buf *b, const kv_reply_block *t, uint32_t used, size_t *len)
+{
+    const kv_reply_block *blk = t ? t : b->head;
+    uint32_t off = t ? used : 0;
+    if (blk && off >= blk->used) blk = blk->next, off = 0;
+    if (!blk || off >= blk->used) return NULL;
+    *len = blk->used - off;
+    return blk->data + off;
+}
+
+static void call_counted(kv_client_t *c, const kv_cmd_t *cmd);
+
 static void call(kv_client_t *c, const kv_cmd_t *cmd)
+{
+    kv_cmd_stats_t *st = kv_cmd_stats(cmd);
+    if (!st) {                          /* internal: its parts count */
+        call_counted(c, cmd);
+        return;
+    }
+    const kv_reply_block *t = c->out.tail;
+    uint32_t used = t ? t->used : 0;
+    uint64_t t0 = kv_time_mono_us();
+    call_counted(c, cmd);
+    st->usec += kv_time_mono_us() - t0;
+    st->calls++;
+    size_t len = 0;
+    const char *r = appended(&c->out, t, used, &len);
+    if (r && r[0] == '-') {
+        st->failed++;
+        kv_cmd_count_error(r, len);
+    }
+}
+
+static void call_counted(kv_client_t *c, const kv_cmd_t *cmd)
 {
     c->srv->commands++;
     if (kv_aof_refuse(c, cmd)) return;  /* AOF write error: -MISCONF (persist/aof.h) */

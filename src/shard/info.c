@@ -21,6 +21,7 @@
 #include "kv_auto_config.h"
 #include "core/conf.h"
 #include "core/version.h"
+#include "shard/cmd.h"
 #include "shard/cmd_server.h"
 #include "persist/snapshot.h"
 #include "persist/aof.h"
@@ -242,7 +243,7 @@ static void stats_section(kv_sbuf_t *b, kv_server_t *s)
       "slave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\n"
       "active_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\n"
       "current_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\n"
-      "tracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:0\r\n"
+      "tracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:%llu\r\n"
       "dump_payload_sanitizations:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\n"
       "io_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\n"
       "reply_buffer_expands:0\r\n",
@@ -250,7 +251,28 @@ static void stats_section(kv_sbuf_t *b, kv_server_t *s)
       (unsigned long long) s->stat_net_in, (unsigned long long) s->stat_net_out,
       (unsigned long long) s->stat_rejected, (unsigned long long) (db ? db->stat_expired : 0),
       db ? db->stat_expired_stale_perc * 100 : 0.0, (unsigned long long) (db ? db->stat_hits : 0),
-      (unsigned long long) (db ? db->stat_misses : 0));
+      (unsigned long long) (db ? db->stat_misses : 0), (unsigned long long) kv_cmd_errors_each(NULL, NULL));
+}
+
+static void errorstat_line(const char *code, uint64_t count, void *data)
+{
+    kv_sbuf_printf(data, "errorstat_%s:count=%llu\r\n", code, (unsigned long long) count);
+}
+
+/* Per command, as Redis 7.0 (container commands are not split into their
+ * subcommands: cmdstat_client, not cmdstat_client|id). */
+static void commandstats_section(kv_sbuf_t *b)
+{
+    section(b, "Commandstats");
+    for (size_t i = 0; i < kv_cmd_count(); i++) {
+        const kv_cmd_t *cmd = kv_cmd_at(i);
+        const kv_cmd_stats_t *st = kv_cmd_stats(cmd);
+        if (!st->calls && !st->rejected && !st->failed) continue;
+        kv_sbuf_printf(b, "cmdstat_%s:calls=%llu,usec=%llu,usec_per_call=%.2f,rejected_calls=%llu,failed_calls=%llu\r\n",
+                       cmd->name, (unsigned long long) st->calls, (unsigned long long) st->usec,
+                       st->calls ? (double) st->usec / (double) st->calls : 0.0,
+                       (unsigned long long) st->rejected, (unsigned long long) st->failed);
+    }
 }
 
 static void cpu_section(kv_sbuf_t *b)
@@ -287,8 +309,11 @@ static void info_text(kv_sbuf_t *b, kv_server_t *s, unsigned want)
     }
     if (want & S_CPU) cpu_section(b);
     if (want & S_MODULES) section(b, "Modules");
-    if (want & S_COMMANDSTATS) section(b, "Commandstats");
-    if (want & S_ERRORSTATS) section(b, "Errorstats");
+    if (want & S_COMMANDSTATS) commandstats_section(b);
+    if (want & S_ERRORSTATS) {
+        section(b, "Errorstats");
+        kv_cmd_errors_each(errorstat_line, b);
+    }
     if (want & S_LATENCYSTATS) section(b, "Latencystats");
     if (want & S_CLUSTER) {
         section(b, "Cluster");
@@ -323,6 +348,7 @@ void kv_info_resetstat(kv_server_t *s)
     s->commands = s->ops_prev = s->ops_sec = 0;
     s->mem_peak = 0;
     if (s->db) s->db->stat_expired = s->db->stat_hits = s->db->stat_misses = 0;
+    kv_cmd_stats_reset();
 }
 
 /* ---- combining the shards' texts ------------------------------------------------ */
@@ -404,6 +430,7 @@ static void merge_subvalues(kv_sbuf_t *b, const field_t *const *same, int nsame)
 {
     const char *p = same[0]->v, *end = p + same[0]->vlen;
     int first = 1;
+    long long calls = 0, usec = 0;
     while (p < end) {
         const char *eq = memchr(p, '=', (size_t) (end - p)), *comma;
         if (!eq) break;
@@ -419,7 +446,12 @@ static void merge_subvalues(kv_sbuf_t *b, const field_t *const *same, int nsame)
                 q = c2 ? c2 + 1 : qe;
             }
         }
-        kv_sbuf_printf(b, "%s%.*s=%lld", first ? "" : ",", (int) (eq - p), p, total);
+        if ((size_t) (eq - p) == 13 && !memcmp(p, "usec_per_call", 13))  /* a ratio, not a sum */
+            kv_sbuf_printf(b, ",usec_per_call=%.2f", calls ? (double) usec / (double) calls : 0.0);
+        else
+            kv_sbuf_printf(b, "%s%.*s=%lld", first ? "" : ",", (int) (eq - p), p, total);
+        if ((size_t) (eq - p) == 5 && !memcmp(p, "calls", 5)) calls = total;
+        if ((size_t) (eq - p) == 4 && !memcmp(p, "usec", 4)) usec = total;
         first = 0;
         p = comma + 1;
     }
@@ -473,7 +505,8 @@ void kv_info_combine(kv_reply_buf *out, int nparts, char **flat, size_t *len)
                     if (frac) kv_sbuf_printf(&b, "%.6f", v);
                     else kv_sbuf_printf(&b, "%.0f", v);
                     kv_sbuf_printf(&merged, "%.*s:%.0f\n", f->klen, f->k, v);
-                } else if ((f->klen > 2 && !memcmp(f->k, "db", 2)) || (f->klen > 10 && !memcmp(f->k, "errorstat_", 10))) {
+                } else if ((f->klen > 2 && !memcmp(f->k, "db", 2)) || (f->klen > 10 && !memcmp(f->k, "errorstat_", 10))
+                           || (f->klen > 8 && !memcmp(f->k, "cmdstat_", 8))) {
                     merge_subvalues(&b, same, nsame);
                 } else {
                     kv_sbuf_printf(&b, "%.*s", f->vlen, f->v);
