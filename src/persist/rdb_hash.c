@@ -7,10 +7,12 @@
  * Loading picks the encoding Redis would (listpack while within the
  * hash-max-listpack-* limits) and refuses, as "Bad data format", empty
  * hashes, malformed listpacks and duplicate fields. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "persist/rdbobj.h"
+#include "persist/ziplist.h"
 #include "shard/hash_type.h"
 
 static int save(kv_rdb_buf *b, const kv_obj *o)
@@ -160,10 +162,139 @@ static int load_ht(kv_rdb_reader *r, uint8_t *enc, void **ptr)
     return KV_RDB_OK;
 }
 
+/* ---- older encodings Redis 7.0 still loads ------------------------------ */
+
+/* Build a hash from (field, value) pairs pulled by next(); duplicates are
+ * a bad file, as in Redis. */
+typedef int pair_fn(void *it, const char **f, size_t *fl, const char **v, size_t *vl, char *fb, char *vb);
+
+static int build_pairs(pair_fn *next, void *it, uint8_t *enc, void **ptr)
+{
+    struct {
+        kv_obj o;
+        void *p;
+    } box = { { KV_TYPE_HASH, KV_ENC_LISTPACK, KV_STORE_PTR, 0, 0 }, kv_hash_new() };
+    if (!box.p) return KV_RDB_ENOMEM;
+    const char *f, *v;
+    size_t fl, vl, n = 0;
+    char fb[32], vb[32];
+    int rc = KV_RDB_OK, more;
+    while (rc == KV_RDB_OK && (more = next(it, &f, &fl, &v, &vl, fb, vb)) > 0) {
+        n++;
+        if (box.o.enc == KV_ENC_LISTPACK && (n > kv_hash_max_listpack_entries || fl > kv_hash_max_listpack_value
+                                             || vl > kv_hash_max_listpack_value))
+            if (kv_hash_convert(&box.o) < 0) rc = KV_RDB_ENOMEM;
+        if (rc == KV_RDB_OK) {
+            int st = kv_hash_set(&box.o, f, fl, v, vl);
+            rc = st < 0 ? KV_RDB_ENOMEM : st == 0 ? KV_RDB_EBADFMT : KV_RDB_OK;
+        }
+    }
+    if (rc == KV_RDB_OK && (more < 0 || n == 0)) rc = KV_RDB_EBADFMT;
+    if (rc) {
+        kv_hash_free(box.p, box.o.enc);
+        return rc;
+    }
+    *enc = box.o.enc;
+    *ptr = box.p;
+    return KV_RDB_OK;
+}
+
+/* RDB_TYPE_HASH_ZIPLIST (13): a ziplist of field, value, ... */
+typedef struct { const unsigned char *p; } zl_it;
+
+static const char *zl_str(const kv_zl_val *z, char *buf, size_t *len)
+{
+    if (z->s) { *len = z->len; return (const char *) z->s; }
+    *len = (size_t) snprintf(buf, 32, "%lld", z->ll);
+    return buf;
+}
+
+static int zl_next(void *vit, const char **f, size_t *fl, const char **v, size_t *vl, char *fb, char *vb)
+{
+    zl_it *it = vit;
+    if (!it->p) return 0;
+    const unsigned char *q = kv_zl_next(it->p);
+    if (!q) return -1;                  /* a field without its value */
+    kv_zl_val zf, zv;
+    kv_zl_get(it->p, &zf);
+    kv_zl_get(q, &zv);
+    *f = zl_str(&zf, fb, fl);
+    *v = zl_str(&zv, vb, vl);
+    it->p = kv_zl_next(q);
+    return 1;
+}
+
+static int load_ziplist(kv_rdb_reader *r, uint8_t *enc, void **ptr)
+{
+    kv_rdb_str s;
+    size_t n;
+    int rc = kv_rdb_load_string(r, &s);
+    if (rc) return rc;
+    if (!kv_zl_validate((const unsigned char *) s.p, s.len, &n) || n == 0 || n % 2) {
+        kv_rdb_str_free(&s);
+        return KV_RDB_EBADFMT;
+    }
+    zl_it it = { kv_zl_first((const unsigned char *) s.p) };
+    rc = build_pairs(zl_next, &it, enc, ptr);
+    kv_rdb_str_free(&s);
+    return rc;
+}
+
+/* RDB_TYPE_HASH_ZIPMAP (9), Redis < 2.6: <zmlen> then <len>field<len><free>
+ * value<free bytes> ... 0xFF, lengths 1 byte below 254, else 254 + 4 LE. */
+typedef struct { const unsigned char *p, *end; } zm_it;
+
+static int zm_len(zm_it *it, uint32_t *len)
+{
+    if (it->p >= it->end) return -1;
+    if (*it->p < 254) { *len = *it->p++; return 0; }
+    if (*it->p == 254 && it->end - it->p >= 5) {
+        memcpy(len, it->p + 1, 4);      /* little endian, as x86 */
+        it->p += 5;
+        return 0;
+    }
+    return -1;
+}
+
+static int zm_next(void *vit, const char **f, size_t *fl, const char **v, size_t *vl, char *fb, char *vb)
+{
+    zm_it *it = vit;
+    uint32_t a, b;
+    (void) fb, (void) vb;
+    if (it->p >= it->end) return -1;
+    if (*it->p == 255) return 0;
+    if (zm_len(it, &a) || (size_t) (it->end - it->p) < a) return -1;
+    *f = (const char *) it->p, *fl = a;
+    it->p += a;
+    if (zm_len(it, &b) || it->p >= it->end) return -1;
+    unsigned free_bytes = *it->p++;
+    if ((size_t) (it->end - it->p) < (size_t) b + free_bytes) return -1;
+    *v = (const char *) it->p, *vl = b;
+    it->p += b + free_bytes;
+    return 1;
+}
+
+static int load_zipmap(kv_rdb_reader *r, uint8_t *enc, void **ptr)
+{
+    kv_rdb_str s;
+    int rc = kv_rdb_load_string(r, &s);
+    if (rc) return rc;
+    if (s.len < 2) {
+        kv_rdb_str_free(&s);
+        return KV_RDB_EBADFMT;
+    }
+    zm_it it = { (const unsigned char *) s.p + 1, (const unsigned char *) s.p + s.len };
+    rc = build_pairs(zm_next, &it, enc, ptr);
+    kv_rdb_str_free(&s);
+    return rc;
+}
+
 static int load(kv_rdb_reader *r, int rdbtype, uint8_t *enc, void **ptr)
 {
     if (rdbtype == KV_RDB_TYPE_HASH_LISTPACK) return load_listpack(r, enc, ptr);
     if (rdbtype == KV_RDB_TYPE_HASH) return load_ht(r, enc, ptr);
+    if (rdbtype == KV_RDB_TYPE_HASH_ZIPLIST) return load_ziplist(r, enc, ptr);
+    if (rdbtype == KV_RDB_TYPE_HASH_ZIPMAP) return load_zipmap(r, enc, ptr);
     return KV_RDB_ENOTSUP;
 }
 
@@ -174,6 +305,7 @@ static const kv_rdbobj_ops ops = { save, load, kv_hash_free };
 void kv_rdb_hash_register(void);
 __attribute__((constructor)) void kv_rdb_hash_register(void)
 {
-    static const uint8_t types[] = { KV_RDB_TYPE_HASH, KV_RDB_TYPE_HASH_LISTPACK };
+    static const uint8_t types[] = { KV_RDB_TYPE_HASH, KV_RDB_TYPE_HASH_LISTPACK, KV_RDB_TYPE_HASH_ZIPLIST,
+                                     KV_RDB_TYPE_HASH_ZIPMAP };
     kv_rdbobj_register(KV_TYPE_HASH, types, sizeof types, &ops);
 }
