@@ -455,3 +455,18 @@ out:
     free(im.dbs);
     return rc;
 }
+
+/* stop-writes-on-bgsave-error (Redis's default yes): with save points set
+ * and the last background save failed, writes and PING are refused until
+ * a save succeeds (the cron retries). 1 when c got the -MISCONF reply. */
+int kv_snapshot_refuse(kv_client_t *c, const kv_cmd_t *cmd)
+{
+    if (S.last_ok || !S.conf || S.conf->nsave == 0) return 0;
+    if (!(cmd->flags & KV_CMD_WRITE) && strcmp(cmd->name, "ping") != 0) return 0;
+    kv_reply_error_cstr(&c->out, "-MISCONF Redis is configured to save RDB snapshots, but it's currently "
+                        "unable to persist to disk. Commands that may modify the data set are disabled, "
+                        "because this instance is configured to report errors during writes if RDB "
+                        "snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis "
+                        "logs for details about the RDB error.");
+    return 1;
+}

@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "core/conf.h"
+#include "shard/cmd.h"
 #include "shard/db.h"
 
 /* INFO persistence, this shard's view. */
@@ -56,6 +57,10 @@ void kv_snapshot_start(uv_loop_t *loop, kv_db_t *db, const kv_conf_t *conf, int 
  * then save once more when save points are configured and the keyspace
  * changed since the last save (not with the AOF on: it holds them). */
 void kv_snapshot_shutdown(void);
+
+/* Redis's stop-writes-on-bgsave-error: -MISCONF for writes (and PING)
+ * while the last background save failed and save points are set. */
+int kv_snapshot_refuse(kv_client_t *c, const kv_cmd_t *cmd);
 
 /* SAVE: 0, or -1 with err (e.g. "Background save already in progress"). */
 int kv_snapshot_save(char *err, size_t errlen);

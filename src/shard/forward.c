@@ -15,6 +15,7 @@
 #include "shard/gather.h"
 #include "shard/route.h"
 #include "persist/aof.h"
+#include "persist/snapshot.h"
 
 #define FRAME_REQ 1
 #define FRAME_REP 2
@@ -163,6 +164,7 @@ static void call_counted(kv_client_t *c, const kv_cmd_t *cmd)
 {
     c->srv->commands++;
     if (kv_aof_refuse(c, cmd)) return;  /* AOF write error: -MISCONF (persist/aof.h) */
+    if (kv_snapshot_refuse(c, cmd)) return;     /* a failed BGSAVE: -MISCONF */
     if (!propagate_fn || !(cmd->flags & KV_CMD_WRITE) || !c->db) {
         cmd->proc(c);
         return;
