@@ -450,10 +450,9 @@ int kv_rdb_load_file(const char *path, kv_rdb_key_fn *fn, kv_rdb_resize_fn *resi
 
 /* ---- into a db -------------------------------------------------------- */
 
-static int db_key(void *ud, const char *key, size_t klen, kv_rdbobj_value *v, int64_t expire_ms,
-                  char *err, size_t errlen)
+int kv_rdb_store_key(kv_db_t *db, const char *key, size_t klen, kv_rdbobj_value *v, int64_t expire_ms,
+                     char *err, size_t errlen)
 {
-    kv_db_t *db = ud;
     if (expire_ms >= 0 && expire_ms <= kv_db_now_ms()) {
         kv_rdbobj_value_free(v);
         return 1;
@@ -470,6 +469,12 @@ static int db_key(void *ud, const char *key, size_t klen, kv_rdbobj_value *v, in
     }
     if (expire_ms >= 0) kv_db_expire_set(db, e, expire_ms);
     return 0;
+}
+
+static int db_key(void *ud, const char *key, size_t klen, kv_rdbobj_value *v, int64_t expire_ms,
+                  char *err, size_t errlen)
+{
+    return kv_rdb_store_key(ud, key, klen, v, expire_ms, err, errlen);
 }
 
 static void db_resize(void *ud, uint64_t keys, uint64_t expires)

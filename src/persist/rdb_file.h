@@ -83,6 +83,11 @@ int kv_rdb_load_mem(const void *p, size_t n, const char *name, kv_rdb_key_fn *fn
 int kv_rdb_load_file(const char *path, kv_rdb_key_fn *fn, kv_rdb_resize_fn *resize, void *ud,
                      kv_rdb_load_stats *st, char *err, size_t errlen);
 
+/* Store one loaded key into db, taking v: 1 when its expiry has passed
+ * (dropped, as a Redis master does), 0 stored, -1 duplicate or OOM (err). */
+int kv_rdb_store_key(kv_db_t *db, const char *key, size_t klen, kv_rdbobj_value *v, int64_t expire_ms,
+                     char *err, size_t errlen);
+
 /* Load path into db (which should be empty): keys whose TTL has passed
  * are dropped, as a Redis master does; a key present twice is an error. */
 int kv_rdb_load_db(kv_db_t *db, const char *path, kv_rdb_load_stats *st, char *err, size_t errlen);

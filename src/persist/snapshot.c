@@ -373,23 +373,7 @@ static int import_key(void *ud, const char *key, size_t klen, kv_rdbobj_value *v
                       char *err, size_t errlen)
 {
     import_t *im = ud;
-    kv_db_t *db = im->dbs[kv_route_shard(key, klen)];
-    if (expire_ms >= 0 && expire_ms <= kv_db_now_ms()) {
-        kv_rdbobj_value_free(v);
-        return 1;
-    }
-    if (kv_dict_find(db->dict, key, klen)) {
-        kv_rdbobj_value_free(v);
-        snprintf(err, errlen, "duplicate key");
-        return -1;
-    }
-    kv_dict_entry *e = kv_rdbobj_store(db, key, klen, v);
-    if (!e) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    if (expire_ms >= 0) kv_db_expire_set(db, e, expire_ms);
-    return 0;
+    return kv_rdb_store_key(im->dbs[kv_route_shard(key, klen)], key, klen, v, expire_ms, err, errlen);
 }
 
 int kv_snapshot_import(const kv_conf_t *conf, const char *file, int force, char *err, size_t errlen)
