@@ -65,9 +65,8 @@ int main(int argc, char **argv)
     int nov = 0, test = 0, opt;
     char err[2048];
 
-    kv_proctitle_init(argc, argv);
-
-    /* --import-rdb FILE [--force] (long options, taken out before getopt). */
+    /* --import-rdb FILE [--force] (long options, taken out before getopt;
+     * an import sets no process titles). */
     const char *import_rdb = NULL;
     int force = 0, nargs = 1;
     for (int i = 1; i < argc; i++) {
@@ -91,6 +90,7 @@ int main(int argc, char **argv)
     }
     argc = nargs;
     argv[argc] = NULL;
+    if (!import_rdb) kv_proctitle_init(argc, argv);
 
     opterr = 0;
     while ((opt = getopt(argc, argv, ":c:o:ts:vh")) != -1) {
@@ -137,11 +137,10 @@ int main(int argc, char **argv)
     }
     if (sig) return send_signal(conf, sig);
     if (import_rdb) {
-        if (kv_snapshot_import(conf, import_rdb, force, err, sizeof(err)) != 0) {
-            fprintf(stderr, "kevy: import failed: %s\n", err);
-            return 1;
-        }
-        return 0;
+        int rc = kv_snapshot_import(conf, import_rdb, force, err, sizeof(err));
+        if (rc != 0) fprintf(stderr, "kevy: import failed: %s\n", err);
+        free(conf);
+        return rc != 0;
     }
     return kv_master_run(conf, file, ov, nov);
 }

@@ -22,6 +22,7 @@
 
 #include "core/glob.h"
 #include "core/log.h"
+#include "persist/snapshot.h"
 #include "shard/cmd_server.h"
 #include "shard/forward.h"
 #include "shard/gather.h"
@@ -320,8 +321,9 @@ static void time_cmd(kv_client_t *c)
     kv_reply_bulk_ll(&c->out, (long long) tv.tv_usec);
 }
 
-/* Redis sets lastsave to its start time; so does kevy until it saves. */
-static void lastsave_cmd(kv_client_t *c) { kv_reply_int(&c->out, (long long) (c->srv->start_unix_ms / 1000)); }
+/* LASTSAVE runs on every shard (persist/snapshot.c): each replies its last
+ * successful save (its start time before one, as Redis), the combiner the
+ * oldest, so "LASTSAVE moved" means every shard saved. */
 
 /* ---- DEBUG ---------------------------------------------------------------------------- */
 
@@ -424,8 +426,9 @@ const kv_cmd_t kv_server_cmds[] = {
       "A container for debugging commands" },
     { "info", -1, KV_CMD_LOADING | KV_CMD_STALE | KV_CMD_RANDOM, 0, 0, 0, KV_ROUTE_ALL, kv_info_cmd, "server",
       "1.0.0", "Get information and statistics about the server", kv_info_combine },
-    { "lastsave", 1, KV_CMD_LOADING | KV_CMD_STALE | KV_CMD_FAST | KV_CMD_RANDOM, 0, 0, 0, KV_ROUTE_LOCAL,
-      lastsave_cmd, "server", "1.0.0", "Get the UNIX time stamp of the last successful save to disk" },
+    { "lastsave", 1, KV_CMD_LOADING | KV_CMD_STALE | KV_CMD_FAST | KV_CMD_RANDOM, 0, 0, 0, KV_ROUTE_ALL,
+      kv_snapshot_lastsave_cmd, "server", "1.0.0", "Get the UNIX time stamp of the last successful save to disk",
+      kv_snapshot_lastsave_combine },
     { "shutdown", -1, ADMIN, 0, 0, 0, KV_ROUTE_LOCAL, shutdown_cmd, "server", "1.0.0",
       "Synchronously save the dataset to disk and then shut down the server" },
     { "time", 1, KV_CMD_LOADING | KV_CMD_STALE | KV_CMD_FAST | KV_CMD_RANDOM, 0, 0, 0, KV_ROUTE_LOCAL, time_cmd,
