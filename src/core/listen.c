@@ -170,3 +170,41 @@ void kv_listen_keep_only(kv_listeners_t *ls, int k)
             if (j != k && l->fds[j] >= 0) { close(l->fds[j]); l->fds[j] = -1; }
     }
 }
+
+/*
+ * While worker k is down for longer than an instant (a crash-loop backoff,
+ * a shard that failed to load), connections queued on its SO_REUSEPORT
+ * socket would wait unanswered: close its sockets so the kernel sends new
+ * connections to the other workers, and reopen them (same port) before it
+ * is respawned.
+ */
+void kv_listen_suspend(kv_listeners_t *ls, int k)
+{
+    for (int i = 0; i < ls->n; i++) {
+        kv_listener_t *l = &ls->l[i];
+        if (l->addr.kind == KV_ADDR_UNIX || k >= l->nfds || l->fds[k] < 0) continue;
+        close(l->fds[k]);
+        l->fds[k] = -1;
+    }
+}
+
+int kv_listen_resume(kv_listeners_t *ls, int k, char *err, size_t errlen)
+{
+    for (int i = 0; i < ls->n; i++) {
+        kv_listener_t *l = &ls->l[i];
+        if (l->addr.kind == KV_ADDR_UNIX || k >= l->nfds || l->fds[k] >= 0) continue;
+        struct sockaddr_storage ss;
+        socklen_t len;
+        int rc = resolve(&l->addr, &ss, &len);
+        if (rc != 0) {
+            snprintf(err, errlen, "listen %s: %s", l->addr.text, gai_strerror(rc));
+            return -1;
+        }
+        set_port(&ss, l->port);
+        if ((l->fds[k] = tcp_socket(&ss, len, 1)) < 0) {
+            snprintf(err, errlen, "listen %s: %s", l->addr.text, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}

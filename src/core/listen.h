@@ -32,6 +32,10 @@ int  kv_listen_open(kv_listeners_t *ls, const kv_conf_t *conf, char *err, size_t
 void kv_listen_close(kv_listeners_t *ls, int unlink_paths);
 /* The fd worker k accepts on for listener i. */
 int  kv_listen_fd(const kv_listeners_t *ls, int i, int k);
+/* Worker k is down for a while: close its TCP sockets (new connections go
+ * to the other workers); resume reopens them on the same ports. */
+void kv_listen_suspend(kv_listeners_t *ls, int k);
+int  kv_listen_resume(kv_listeners_t *ls, int k, char *err, size_t errlen);
 /* In worker k after fork: close the sockets that belong to other workers. */
 void kv_listen_keep_only(kv_listeners_t *ls, int k);
 

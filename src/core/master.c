@@ -121,6 +121,9 @@ static void respawn_cb(uv_timer_t *t)
     master_t *m = t->data;
     int k = (int) (((worker_slot_t *) ((char *) t - offsetof(worker_slot_t, respawn))) - m->w);
     if (m->state != M_RUNNING || m->w[k].pid != 0) return;
+    char err[512];
+    if (kv_listen_resume(&m->listeners, k, err, sizeof(err)) != 0)
+        kv_log_warning("worker %d: cannot reopen its socket: %s", k, err);
     atomic_fetch_add(&m->seg->shard[k].restarts, 1);
     if (spawn_worker(m, k) != 0) uv_timer_start(t, respawn_cb, BACKOFF_MAX_MS, 0);
 }
@@ -178,6 +181,9 @@ static void on_worker_exit(master_t *m, int k, int status)
                        (unsigned long long) delay);
     else
         kv_log_warning("worker %d (pid %d) %s; respawning%s", k, pid, how, delay ? " after a backoff" : "");
+    /* Down for a while: its clients should reach the other workers. */
+    if (delay >= 1000 || atomic_load(&m->seg->shard[k].state) == KV_SHARD_FAILED)
+        kv_listen_suspend(&m->listeners, k);
     uv_timer_start(&w->respawn, respawn_cb, delay, 0);
 }
 

@@ -145,6 +145,14 @@ static int write_meta(const kv_conf_t *c, const layout_t *l)
     return write_durable(c, "shards.meta", text);
 }
 
+int kv_layout_write_meta(const kv_conf_t *c, char *err, size_t errlen)
+{
+    layout_t l = { c->shards, c->routing };
+    if (write_meta(c, &l) == 0) return 0;
+    snprintf(err, errlen, "cannot write %s/shards.meta: %s", c->dir, strerror(errno));
+    return -1;
+}
+
 static int read_journal(const kv_conf_t *c, journal_t *j)
 {
     char path[LPATH], r1[16], r2[16], line[64];

@@ -18,4 +18,7 @@
  * never holds keys. 0, or -1 with a message in err. */
 int kv_layout_reconcile(const kv_conf_t *conf, char *err, size_t errlen);
 
+/* Record that dir now holds files in conf's layout (after an import). */
+int kv_layout_write_meta(const kv_conf_t *conf, char *err, size_t errlen);
+
 #endif

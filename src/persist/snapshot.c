@@ -15,6 +15,7 @@
 #include "core/process.h"
 #include "core/time.h"
 #include "persist/rdb_file.h"
+#include "persist/layout.h"
 #include "persist/snapshot.h"
 #include "shard/cmd.h"
 #include "shard/conn.h"
@@ -425,6 +426,9 @@ int kv_snapshot_import(const kv_conf_t *conf, const char *file, int force, char 
         snprintf(path, sizeof(path), "%s/shard-%d.aof", conf->dir, k);
         if (unlink(path) == 0) printf("kevy: removed %s (it held the replaced data)\n", path);
     }
+    /* The files are in the configured layout: say so, or a shards.meta
+     * from older data would make the next start reshard them wrongly. */
+    if (kv_layout_write_meta(conf, err, errlen) != 0) goto out;
     if (st.functions_skipped)
         printf("kevy: %llu function libraries skipped (kevy has no functions)\n",
                (unsigned long long) st.functions_skipped);
