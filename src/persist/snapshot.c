@@ -52,6 +52,14 @@ static struct {
     uint64_t loaded, expired;
 } S = { .shard = -1, .last_ok = 1, .last_bgsave_time_sec = -1 };
 
+int kv_snapshot_failed;             /* !S.last_ok, for the inline check */
+
+static void set_last_ok(int ok)
+{
+    S.last_ok = ok;
+    kv_snapshot_failed = !ok;
+}
+
 static int64_t now_ms(void) { return kv_db_now_ms(); }
 
 int kv_snapshot_path(const kv_conf_t *conf, int shard, int tmp, char *out, size_t n)
@@ -90,7 +98,7 @@ static void saved(uint64_t dirty_before)
 {
     S.db->dirty = S.db->dirty >= dirty_before ? S.db->dirty - dirty_before : 0;
     S.lastsave = now_ms() / 1000;
-    S.last_ok = 1;
+    set_last_ok(1);
     S.saves++;
 }
 
@@ -111,7 +119,7 @@ int kv_snapshot_save(char *err, size_t errlen)
     }
     uint64_t dirty = S.db->dirty;
     if (kv_rdb_save_file(S.db, path, tmp, err, errlen) != 0) {
-        S.last_ok = 0;
+        set_last_ok(0);
         kv_log_warning("shard %d: save failed: %s", S.shard, err);
         return -1;
     }
@@ -174,7 +182,7 @@ int kv_snapshot_bgsave(int schedule, char *err, size_t errlen)
     S.scheduled = 0;
     pid_t pid = fork();
     if (pid < 0) {
-        S.last_ok = 0;
+        set_last_ok(0);
         snprintf(err, errlen, "fork: %s", strerror(errno));
         kv_log_warning("shard %d: can't save in background: %s", S.shard, err);
         return -1;
@@ -205,7 +213,7 @@ static void child_done(int status)
     }
     if (kv_snapshot_path(S.conf, S.shard, 1, tmp, sizeof(tmp)) == 0) unlink(tmp);
     if (S.child_killed) return;
-    S.last_ok = 0;
+    set_last_ok(0);
     if (WIFSIGNALED(status))
         kv_log_warning("Background saving terminated by signal %d", WTERMSIG(status));
     else
@@ -447,7 +455,7 @@ out:
 /* stop-writes-on-bgsave-error (Redis's default yes): with save points set
  * and the last background save failed, writes and PING are refused until
  * a save succeeds (the cron retries). 1 when c got the -MISCONF reply. */
-int kv_snapshot_refuse(kv_client_t *c, const kv_cmd_t *cmd)
+int kv_snapshot_refuse_slow(kv_client_t *c, const kv_cmd_t *cmd)
 {
     if (S.last_ok || !S.conf || S.conf->nsave == 0) return 0;
     if (!(cmd->flags & KV_CMD_WRITE) && strcmp(cmd->name, "ping") != 0) return 0;

@@ -60,7 +60,12 @@ void kv_snapshot_shutdown(void);
 
 /* Redis's stop-writes-on-bgsave-error: -MISCONF for writes (and PING)
  * while the last background save failed and save points are set. */
-int kv_snapshot_refuse(kv_client_t *c, const kv_cmd_t *cmd);
+int kv_snapshot_refuse_slow(kv_client_t *c, const kv_cmd_t *cmd);
+extern int kv_snapshot_failed;
+static inline int kv_snapshot_refuse(kv_client_t *c, const kv_cmd_t *cmd)
+{
+    return kv_snapshot_failed && kv_snapshot_refuse_slow(c, cmd);
+}
 
 /* SAVE: 0, or -1 with err (e.g. "Background save already in progress"). */
 int kv_snapshot_save(char *err, size_t errlen);
