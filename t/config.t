@@ -97,6 +97,10 @@ for my $c (@cases) {
     like($out, qr/^kevy: -o shards: expected -o path.to.key=value/, '-o without =');
     ($rc, $out) = run_kevy('-t', '-c', $f, '-o', 'listen=[127.0.0.1:7000, unix:/tmp/k.sock]', '-o', 'admin.listen=');
     is($rc, 0, '-o list and empty admin: ok') or diag $out;
+    ($rc, $out) = run_kevy('-t', '-c', $f, '-o', 'log={level: debug, file: stderr}');
+    is($rc, 0, '-o a whole section as a YAML mapping') or diag $out;
+    ($rc, $out) = run_kevy('-t', '-c', $f, '-o', 'log={colour: red}');
+    like($out, qr/^kevy: -o log=\{colour: red\}: unknown key "log.colour"/, '-o section: unknown key named');
 }
 
 # -o really changes what runs: the server listens on the overridden port.

@@ -577,7 +577,7 @@ int kv_conf_load(kv_conf_t *conf, const char *file,
             return fail(&l, "expected -o path.to.key=value");
         memcpy(key, ov[i].text, (size_t) (eq - ov[i].text));
         key[eq - ov[i].text] = '\0';
-        if (!find_key(key)) return fail(&l, "unknown key \"%s\"", key);
+        if (!find_key(key) && !is_section(key)) return fail(&l, "unknown key \"%s\"", key);
         /* Relative paths on the command line resolve against the cwd. */
         char saved[PATH_MAX];
         strcpy(saved, l.basedir);
