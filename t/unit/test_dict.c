@@ -12,16 +12,7 @@
 
 #include "shard/dict.h"
 
-static int quick(void) { return getenv("KV_TEST_QUICK") != NULL; }
-
-static uint64_t rs = 88172645463325252ULL;
-static uint64_t rnd(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return rs;
-}
+#include "testutil.h"
 
 /* Key for id: varied lengths (empty, short, >= 255 to hit the long
  * header), binary bytes; distinct per id because the id is encoded. */
@@ -473,6 +464,7 @@ static void test_random_fair(void **state)
 
 int main(void)
 {
+    rs = 88172645463325252ULL;   /* this file's seed, as before testutil.h */
     kv_dict_set_seed(0x6b657679); /* reproducible runs */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model),

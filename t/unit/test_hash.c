@@ -14,16 +14,7 @@
 #include "persist/rdbobj.h"
 #include "shard/hash_type.h"
 
-static int quick(void) { return getenv("KV_TEST_QUICK") != NULL; }
-
-static uint64_t rs = 0x2545F4914F6CDD1DULL;
-static uint64_t rnd(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return rs;
-}
+#include "testutil.h"
 
 #define U 300 /* field universe */
 
@@ -176,6 +167,7 @@ static void test_conversion_points(void **state)
 
 int main(void)
 {
+    rs = 0x2545F4914F6CDD1DULL;   /* this file's seed, as before testutil.h */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conversion_points),
         cmocka_unit_test(test_random),

@@ -24,16 +24,7 @@ void kv_rdb_set_register(void);
 void kv_rdb_zset_register(void);
 void kv_list_register(void);
 
-static int quick(void) { return getenv("KV_TEST_QUICK") != NULL; }
-
-static uint64_t rs = 0x9E3779B97F4A7C15ULL;
-static uint64_t rnd(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return rs;
-}
+#include "testutil.h"
 
 static void setup_types(void)
 {
@@ -471,6 +462,7 @@ static void test_missing_file(void **state)
 
 int main(void)
 {
+    rs = 0x9E3779B97F4A7C15ULL;   /* this file's seed, as before testutil.h */
     setup_types();
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/kv-test-rdb-XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;

@@ -16,16 +16,7 @@
 #include "core/crc64.h"
 #include "persist/rdbobj.h"
 
-static int quick(void) { return getenv("KV_TEST_QUICK") != NULL; }
-
-static uint64_t rs = 0x2545F4914F6CDD1DULL;
-static uint64_t rnd(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return rs;
-}
+#include "testutil.h"
 
 /* Captured with: SET k v; DUMP k (redis-server 7.0.15). */
 static const struct { const char *v; size_t vlen; const char *dump; size_t dlen; } small_vec[] = {
@@ -353,6 +344,7 @@ static void test_db_export_import(void **state)
 
 int main(void)
 {
+    rs = 0x2545F4914F6CDD1DULL;   /* this file's seed, as before testutil.h */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small_vectors),  cmocka_unit_test(test_big_vectors),
         cmocka_unit_test(test_lengths),        cmocka_unit_test(test_verify),

@@ -14,16 +14,7 @@
 #include "persist/rdbobj.h"
 #include "shard/set_type.h"
 
-static int quick(void) { return getenv("KV_TEST_QUICK") != NULL; }
-
-static uint64_t rs = 0x853C49E6748FEA9BULL;
-static uint64_t rnd(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return rs;
-}
+#include "testutil.h"
 
 static void test_intset(void **state)
 {
@@ -181,6 +172,7 @@ static void test_random(void **state)
 
 int main(void)
 {
+    rs = 0x853C49E6748FEA9BULL;   /* this file's seed, as before testutil.h */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_intset),
         cmocka_unit_test(test_random),

@@ -15,16 +15,7 @@
 #include "persist/rdbobj.h"
 #include "shard/stream_type.h"
 
-static int quick(void) { return getenv("KV_TEST_QUICK") != NULL; }
-
-static uint64_t rs = 0x9E3779B97F4A7C15ULL;
-static uint64_t rnd(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return rs;
-}
+#include "testutil.h"
 
 #define MAXE 4000
 typedef struct {
@@ -284,6 +275,7 @@ static void test_groups(void **state)
 
 int main(void)
 {
+    rs = 0x9E3779B97F4A7C15ULL;   /* this file's seed, as before testutil.h */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_groups),

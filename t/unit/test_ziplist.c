@@ -14,16 +14,7 @@
 
 #include "persist/ziplist.h"
 
-static int quick(void) { return getenv("KV_TEST_QUICK") != NULL; }
-
-static uint64_t rs = 0x1234567887654321ULL;
-static uint64_t rnd(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return rs;
-}
+#include "testutil.h"
 
 typedef struct { int is_int; long long ll; const char *s; size_t n; } ent;
 
@@ -160,6 +151,7 @@ static void test_reject(void **state)
 
 int main(void)
 {
+    rs = 0x1234567887654321ULL;   /* this file's seed, as before testutil.h */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_reject),

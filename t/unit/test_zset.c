@@ -16,14 +16,7 @@
 #include "persist/rdbobj.h"
 #include "shard/zset_type.h"
 
-static int quick(void) { return getenv("KV_TEST_QUICK") != NULL; }
-
-static uint64_t rs = 0x2545F4914F6CDD1DULL;
-static uint64_t rnd(void)
-{
-    rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
-    return rs;
-}
+#include "testutil.h"
 
 /* ---- the model: ids sorted by (score, member) -------------------------- */
 
@@ -288,6 +281,7 @@ void kv_rdb_zset_register(void); /* persist/rdb_zset.c */
 
 int main(void)
 {
+    rs = 0x2545F4914F6CDD1DULL;   /* this file's seed, as before testutil.h */
     kv_rdb_zset_register(); /* a constructor, but archive members load on demand */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_listpack),   cmocka_unit_test(test_skiplist),
