@@ -10,9 +10,8 @@
  * The value travels as a DUMP payload with its absolute expiry, through
  * the internal command `kevy.export`, which clients cannot call.
  *
- * Not atomic: another client may see the moment between two rounds (e.g.
- * the key gone from src and not yet at dst). Atomic cross-shard commands
- * come with the transactions, which lock the shards involved.
+ * The router runs a chain under the locks of its shards (lock.h), so no
+ * other client sees the moment between two rounds.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -332,6 +332,7 @@ void kv_client_flush(kv_client_t *c) { flush_output(c); }
 void kv_client_resume(kv_client_t *c)
 {
     c->barrier = 0;
+    if (c->multi && kv_multi_resume(c)) return;     /* a cross-shard EXEC goes on */
     /* Inside process_input (the chain finished at once) its loop goes on. */
     if (c->in_input || c->closing || c->paused) return;
     process_input(c);

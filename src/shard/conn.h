@@ -64,6 +64,7 @@ struct kv_client_s {
     struct kv_multi_s *multi;       /* MULTI queue and WATCHes (multi.c)  */
     struct kv_slot_s *slots_head;   /* replies owed in order (forward.c)  */
     struct kv_slot_s *slots_tail;
+    struct kv_slot_s *bslot;        /* its blocking command's, while waiting */
     char           *name;           /* CLIENT SETNAME; NULL when none     */
     uint64_t        ctime_ms;       /* uv_now() at accept                 */
     uint64_t        last_ms;        /* uv_now() at the last read or write */

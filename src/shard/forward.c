@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "core/time.h"
@@ -12,13 +13,20 @@
 #include "shard/chain.h"
 #include "shard/db.h"
 #include "shard/forward.h"
+#include "shard/block.h"
 #include "shard/gather.h"
+#include "shard/lock.h"
 #include "shard/route.h"
 #include "persist/aof.h"
 #include "persist/snapshot.h"
 
-#define FRAME_REQ 1
-#define FRAME_REP 2
+#define FRAME_REQ     1
+#define FRAME_REP     2
+#define FRAME_LREQ    3     /* u64 lock id | REQ: runs under the sender's lock */
+#define FRAME_LOCK    4     /* u64 lock id (lock.h)                           */
+#define FRAME_LOCKED  5
+#define FRAME_UNLOCK  6
+#define FRAME_BCANCEL 7     /* u64 token | u32 mode: cancel a blocked request  */
 
 typedef struct {
     uint32_t   serial;      /* odd while in use                          */
@@ -40,6 +48,12 @@ typedef struct {
     kv_resp_arg  *rargv;                /* argv of a remote request       */
     int           rargc_cap;
     kv_client_t   remote;               /* stand-in client for REQs      */
+    kv_lockop_t  *cur_lock;             /* commands being routed run under it */
+    /* The request being run (blocking commands may answer it later). */
+    int           depth;                /* call() nesting                */
+    int           block_ok;             /* the outermost call may wait   */
+    int           deferred;             /* ... and its handler chose to  */
+    kv_fwd_target target;
 } fwd_t;
 
 static fwd_t F;
@@ -66,6 +80,10 @@ static kv_slot_t *slot_new(kv_client_t *c, int nparts, kv_gather_fn *combine)
     if (c->slots_tail) c->slots_tail->next = s;
     else c->slots_head = s;
     c->slots_tail = s;
+    if (F.cur_lock) {                   /* part of a locked operation */
+        s->lock = F.cur_lock;
+        kv_lock_ref(s->lock);
+    }
     return s;
 }
 
@@ -113,12 +131,16 @@ static void part_done(kv_slot_t *s)
     if (s->outstanding > 0) return;     /* a chain sent its next round */
     kv_client_t *c = s->client;
     int barrier = s->barrier;
+    kv_lockop_t *lock = s->lock;        /* released once the reply is placed */
+    s->lock = NULL;
     if (!c) {                           /* its client left meanwhile */
         slot_free(s);
-        return;
+    } else {
+        if (c->bslot == s) c->bslot = NULL;
+        if (c->slots_head == s) drain(c);   /* may free s */
+        if (barrier) kv_client_resume(c);
     }
-    if (c->slots_head == s) drain(c);   /* may free s */
-    if (barrier) kv_client_resume(c);
+    if (lock) kv_lock_unref(lock);
 }
 
 static kv_reply_buf *part_buf(kv_slot_t *s, int part) { return s->combine ? &s->parts[part] : &s->out; }
@@ -139,7 +161,19 @@ static const char *appended(const kv_reply_buf *b, const kv_reply_block *t, uint
 
 static void call_counted(kv_client_t *c, const kv_cmd_t *cmd);
 
+static void call_stats(kv_client_t *c, const kv_cmd_t *cmd);
+
+/* Blocked clients are served after the command that made their keys
+ * ready, as Redis does -- after a whole EXEC, and never while a
+ * cross-shard operation holds the shard (it would see them served). */
 static void call(kv_client_t *c, const kv_cmd_t *cmd)
+{
+    F.depth++;
+    call_stats(c, cmd);
+    if (--F.depth == 0 && kv_block_nwaiting() && !kv_lock_busy()) kv_block_serve();
+}
+
+static void call_stats(kv_client_t *c, const kv_cmd_t *cmd)
 {
     kv_cmd_stats_t *st = kv_cmd_stats(cmd);
     if (!st) {                          /* internal: its parts count */
@@ -160,20 +194,28 @@ static void call(kv_client_t *c, const kv_cmd_t *cmd)
     }
 }
 
+/* A write changed these keys: clients blocked on them may be served. */
+static void signal_keys(kv_client_t *c, const kv_cmd_t *cmd)
+{
+    int idx[c->argc + 1], n = kv_gather_keys(c, cmd, idx);
+    for (int i = 0; i < n; i++) kv_block_signal(c->argv[idx[i]].ptr, c->argv[idx[i]].len);
+}
+
 static void call_counted(kv_client_t *c, const kv_cmd_t *cmd)
 {
     c->srv->commands++;
     if (kv_aof_refuse(c, cmd)) return;  /* AOF write error: -MISCONF (persist/aof.h) */
     if (kv_snapshot_refuse(c, cmd)) return;     /* a failed BGSAVE: -MISCONF */
-    if (!propagate_fn || !(cmd->flags & KV_CMD_WRITE) || !c->db) {
+    if (!(cmd->flags & KV_CMD_WRITE) || !c->db) {
         cmd->proc(c);
         return;
     }
     uint64_t dirty = c->db->dirty;
     propagate_replaced = 0;
     cmd->proc(c);
-    if (c->db->dirty != dirty && !propagate_replaced) propagate_fn(c->db, c->argc, c->argv);
+    if (c->db->dirty != dirty && propagate_fn && !propagate_replaced) propagate_fn(c->db, c->argc, c->argv);
     propagate_replaced = 0;
+    if (c->db->dirty != dirty && kv_block_nwaiting()) signal_keys(c, cmd);
 }
 
 void kv_fwd_call(kv_client_t *c, const kv_cmd_t *cmd) { call(c, cmd); }
@@ -269,7 +311,7 @@ static void send_req(kv_slot_t *s, int part, int peer, int argc, const kv_resp_a
         part_done(s);
         return;
     }
-    size_t need = 12;
+    size_t need = 20;                   /* room for the lock id in front */
     for (int i = 0; i < argc; i++) need += 4 + argv[i].len;
     if (need > F.scratch_cap) {
         size_t cap = F.scratch_cap ? F.scratch_cap : 4096;
@@ -283,7 +325,7 @@ static void send_req(kv_slot_t *s, int part, int peer, int argc, const kv_resp_a
     F.pend[idx].slot = s;
     F.pend[idx].part = part;
     uint64_t token = ((uint64_t) F.pend[idx].serial << 32) | idx;
-    char *p = F.scratch;
+    char *p = F.scratch + 8;
     uint32_t n32 = (uint32_t) argc;
     memcpy(p, &token, 8), p += 8;
     memcpy(p, &n32, 4), p += 4;
@@ -292,7 +334,11 @@ static void send_req(kv_slot_t *s, int part, int peer, int argc, const kv_resp_a
         memcpy(p, &n32, 4), p += 4;
         memcpy(p, argv[i].ptr, argv[i].len), p += argv[i].len;
     }
-    if (kv_ringio_send(F.io, (uint32_t) peer, FRAME_REQ, F.scratch, need) != 0) {
+    /* Under a lock: LREQ, which the locked shard runs at once. */
+    uint64_t lock_id = s->lock ? kv_lock_id(s->lock) : 0;
+    if (s->lock) memcpy(F.scratch, &lock_id, 8);
+    if (kv_ringio_send(F.io, (uint32_t) peer, s->lock ? FRAME_LREQ : FRAME_REQ, F.scratch + (s->lock ? 0 : 8),
+                       s->lock ? need : need - 8) != 0) {
         pend_release(idx);
         kv_reply_errorf(part_buf(s, part), "internal error: cannot reach shard %d", peer);
         part_done(s);
@@ -348,7 +394,45 @@ void kv_fwd_release_held(void)
     kv_ringio_flush(F.io);
 }
 
-static void on_req(uint32_t from, const char *p, size_t len)
+/* Send `token | out's bytes` to `to` (out is emptied), or hold it for the
+ * AOF commit. */
+static void send_rep(uint32_t to, uint64_t token, kv_reply_buf *out)
+{
+    if (kv_aof_hold_replies()) {        /* AOF group commit: see hold_rep */
+        hold_rep(to, token, out);
+        kv_reply_buf_reset(out);
+        return;
+    }
+    struct iovec iov[65];
+    iov[0].iov_base = &token;
+    iov[0].iov_len = 8;
+    int n = kv_reply_buf_iov(out, iov + 1, 64);
+    if (n == 64 && kv_reply_buf_len(out) > 0) {
+        /* A reply spread over more blocks than we gather: flatten it. */
+        size_t total = kv_reply_buf_len(out);
+        char *flat = malloc(8 + total);
+        if (!flat) abort();
+        memcpy(flat, &token, 8);
+        size_t off = 8;
+        while ((n = kv_reply_buf_iov(out, iov, 64)) > 0) {
+            size_t got = 0;
+            for (int i = 0; i < n; i++) {
+                memcpy(flat + off, iov[i].iov_base, iov[i].iov_len);
+                off += iov[i].iov_len, got += iov[i].iov_len;
+            }
+            kv_reply_buf_consume(out, got);
+        }
+        kv_ringio_send(F.io, to, FRAME_REP, flat, off);
+        free(flat);
+    } else {
+        kv_ringio_sendv(F.io, to, FRAME_REP, iov, n + 1);
+    }
+    kv_reply_buf_reset(out);
+}
+
+/* A request from a peer. may_block: a plain REQ (not part of a locked
+ * operation), whose blocking command may wait here. */
+static void on_req(uint32_t from, const char *p, size_t len, int may_block)
 {
     uint64_t token;
     uint32_t argc;
@@ -378,39 +462,17 @@ static void on_req(uint32_t from, const char *p, size_t len)
     if (!cmd) kv_reply_error_cstr(&c->out, "internal error: unknown forwarded command");
     else {
         c->argc = (int) argc, c->argv = F.rargv;
+        F.block_ok = may_block && (cmd->flags & KV_CMD_BLOCKING);
+        F.target = (kv_fwd_target) { (int) from, token, NULL, 0 };
         call(c, cmd);
-    }
-
-    if (kv_aof_hold_replies()) {        /* AOF group commit: see hold_rep */
-        hold_rep(from, token, &c->out);
-        kv_reply_buf_reset(&c->out);
-        return;
-    }
-    struct iovec iov[65];
-    iov[0].iov_base = &token;
-    iov[0].iov_len = 8;
-    int n = kv_reply_buf_iov(&c->out, iov + 1, 64);
-    if (n == 64 && kv_reply_buf_len(&c->out) > 0) {
-        /* A reply spread over more blocks than we gather: flatten it. */
-        size_t total = kv_reply_buf_len(&c->out);
-        char *flat = malloc(8 + total);
-        if (!flat) abort();
-        memcpy(flat, &token, 8);
-        size_t off = 8;
-        while ((n = kv_reply_buf_iov(&c->out, iov, 64)) > 0) {
-            size_t got = 0;
-            for (int i = 0; i < n; i++) {
-                memcpy(flat + off, iov[i].iov_base, iov[i].iov_len);
-                off += iov[i].iov_len, got += iov[i].iov_len;
-            }
-            kv_reply_buf_consume(&c->out, got);
+        F.block_ok = 0;
+        if (F.deferred) {               /* a blocking command waits here */
+            F.deferred = 0;
+            kv_reply_buf_reset(&c->out);
+            return;
         }
-        kv_ringio_send(F.io, from, FRAME_REP, flat, off);
-        free(flat);
-    } else {
-        kv_ringio_sendv(F.io, from, FRAME_REP, iov, n + 1);
     }
-    kv_reply_buf_reset(&c->out);
+    send_rep(from, token, &c->out);
 }
 
 static void on_rep(const char *p, size_t len)
@@ -427,13 +489,61 @@ static void on_rep(const char *p, size_t len)
     part_done(s);
 }
 
+static uint64_t get_u64(const void *bytes, size_t len)
+{
+    uint64_t v = 0;
+    if (len >= 8) memcpy(&v, bytes, 8);
+    return v;
+}
+
+/* A locked operation's request: the shard is locked by its sender. */
+static void on_lreq(uint32_t from, const char *p, size_t len)
+{
+    if (len < 20) return;
+    if (kv_lock_held_by((int) from, get_u64(p, len))) {
+        on_req(from, p + 8, len - 8, 0);
+        return;
+    }
+    kv_reply_error_cstr(&F.remote.out, "internal error: shard not locked by the requester");
+    send_rep(from, get_u64(p + 8, len - 8), &F.remote.out);
+}
+
 static void on_frame(kv_ringio_t *io, uint32_t from, uint16_t type, const void *bytes, size_t len, void *data)
 {
     (void) io, (void) data;
-    if (type == FRAME_REQ) on_req(from, bytes, len);
-    else if (type == FRAME_REP) on_rep(bytes, len);
-    else if (type < FRAME_TYPES_MAX && frame_fns[type]) frame_fns[type]((int) from, bytes, len);
+    switch (type) {
+    case FRAME_REQ:                     /* waits while the shard is locked */
+        if (kv_lock_busy()) kv_lock_defer_frame((int) from, type, bytes, len);
+        else on_req(from, bytes, len, 1);
+        break;
+    case FRAME_REP: on_rep(bytes, len); break;
+    case FRAME_LREQ: on_lreq(from, bytes, len); break;
+    case FRAME_LOCK: kv_lock_on_lock((int) from, get_u64(bytes, len)); break;
+    case FRAME_LOCKED: kv_lock_on_locked((int) from, get_u64(bytes, len)); break;
+    case FRAME_UNLOCK: kv_lock_on_unlock((int) from, get_u64(bytes, len)); break;
+    case FRAME_BCANCEL: {
+        uint32_t mode = 0;
+        if (len >= 12) memcpy(&mode, (const char *) bytes + 8, 4);
+        kv_block_cancel((int) from, get_u64(bytes, len), NULL, (int) mode);
+        break;
+    }
+    default:
+        if (type < FRAME_TYPES_MAX && frame_fns[type]) frame_fns[type]((int) from, bytes, len);
+    }
 }
+
+void kv_fwd_replay_frame(int from, uint16_t type, const void *bytes, size_t len)
+{
+    if (type == FRAME_REQ) on_req((uint32_t) from, bytes, len, 1);
+}
+
+int kv_fwd_send_lock_frame(int peer, int which, uint64_t id)
+{
+    static const uint16_t types[] = { FRAME_LOCK, FRAME_LOCKED, FRAME_UNLOCK };
+    return kv_fwd_send(peer, types[which], &id, 8);
+}
+
+int kv_fwd_peer_up(int peer) { return peer_up(peer); }
 
 /* A peer died: nothing it owed us will come; answer -LOADING instead. */
 static void on_peer_reset(kv_ringio_t *io, uint32_t peer, uint32_t old_gen, uint32_t new_gen, void *data)
@@ -450,14 +560,63 @@ static void on_peer_reset(kv_ringio_t *io, uint32_t peer, uint32_t old_gen, uint
         part_done(s);
         failed++;
     }
+    kv_block_peer_reset((int) peer);
+    kv_lock_peer_reset((int) peer);
     kv_log_verbose("shard %u restarted (generation %u -> %u); %d requests to it failed",
                    peer, old_gen, new_gen, failed);
 }
 
 /* ---- routing --------------------------------------------------------------------- */
 
+/* A blocking command that may wait (XREAD/XREADGROUP only with BLOCK):
+ * its client's next commands wait for its answer, as in Redis. */
+static int may_block(const kv_client_t *c, const kv_cmd_t *cmd)
+{
+    if (!(cmd->flags & KV_CMD_BLOCKING) || F.cur_lock) return 0;
+    if (cmd->name[0] != 'x') return 1;
+    for (int i = 1; i < c->argc; i++)
+        if (c->argv[i].len == 5 && !strncasecmp(c->argv[i].ptr, "block", 5)) return 1;
+    return 0;
+}
+
+static kv_slot_t *blocking_slot(kv_client_t *c)
+{
+    kv_slot_t *s = slot_new(c, 1, NULL);
+    s->barrier = 1;
+    c->barrier = 1;
+    c->bslot = s;
+    return s;
+}
+
+/* This shard is held by an operation other than the one being routed. */
+static int must_wait_here(const kv_lockop_t *op) { return kv_lock_busy() && !kv_lock_holds_self(op); }
+
+/* Run cmd for the client; its reply may come later (blocking) into s. */
+static void run_into_slot(kv_client_t *c, kv_slot_t *s, int part, const kv_cmd_t *cmd, int argc, kv_resp_arg *argv)
+{
+    F.block_ok = c != &F.remote || (s->client && (cmd->flags & KV_CMD_BLOCKING));
+    F.target = (kv_fwd_target) { F.self, 0, s, part };
+    call_into(c, cmd, argc, argv, part_buf(s, part));
+    F.block_ok = 0;
+    if (F.deferred) F.deferred = 0;     /* answered later by kv_fwd_answer */
+    else part_done(s);
+}
+
 static void run_here(kv_client_t *c, const kv_cmd_t *cmd)
 {
+    if (cmd->route != KV_ROUTE_LOCAL && must_wait_here(F.cur_lock)) {
+        /* Locked by a cross-shard operation: wait in its FIFO; the
+         * client's next commands wait too, to keep their order. */
+        kv_slot_t *s = may_block(c, cmd) ? blocking_slot(c) : slot_new(c, 1, NULL);
+        s->barrier = 1;
+        c->barrier = 1;
+        kv_lock_defer_local(s, 0, cmd, c->argc, c->argv);
+        return;
+    }
+    if (may_block(c, cmd)) {
+        run_into_slot(c, blocking_slot(c), 0, cmd, c->argc, c->argv);
+        return;
+    }
     if (!c->slots_head) {
         call(c, cmd);
         return;
@@ -473,14 +632,23 @@ static void run_on(kv_client_t *c, const kv_cmd_t *cmd, int owner)
         run_here(c, cmd);
         return;
     }
-    kv_slot_t *s = slot_new(c, 1, NULL);
+    kv_slot_t *s = may_block(c, cmd) ? blocking_slot(c) : slot_new(c, 1, NULL);
     send_req(s, 0, owner, c->argc, c->argv);
+}
+
+void kv_fwd_run_waiting(kv_slot_t *s, int part, const kv_cmd_t *cmd, int argc, kv_resp_arg *argv)
+{
+    run_into_slot(&F.remote, s, part, cmd, argc, argv);
 }
 
 /* Run a per-shard sub-request: here, or on the peer. */
 void kv_fwd_part(kv_slot_t *s, int part, int shard, const kv_cmd_t *cmd, int argc, kv_resp_arg *argv)
 {
     if (shard == F.self) {
+        if (must_wait_here(s->lock)) {
+            kv_lock_defer_local(s, part, cmd, argc, argv);
+            return;
+        }
         /* The stand-in client: a part is a data command that needs no
          * connection, and the real client may already be gone. */
         call_into(&F.remote, cmd, argc, argv, part_buf(s, part));
@@ -512,6 +680,88 @@ int kv_fwd_self(void) { return F.self; }
 
 kv_server_t *kv_fwd_server(void) { return F.srv; }
 
+/* Keys on several shards: a chain (several rounds), a split, or a run on
+ * copies of the keys. */
+static void route_multi(kv_client_t *c, const kv_cmd_t *cmd, int split)
+{
+    int how = kv_chain_route(c, cmd);
+    if (how == KV_CHAIN_ERROR) run_here(c, cmd);
+    else if (how == KV_CHAIN_NO) {
+        if (split) kv_gather_split(c, cmd);
+        else kv_chain_scatter(c, cmd);
+    }
+}
+
+/* ---- commands over several shards, under their locks ---------------------------- */
+
+typedef struct {
+    const kv_cmd_t *cmd;
+    int             split, argc;
+    kv_resp_arg    *argv;           /* argument bytes follow the array */
+} locked_cmd_t;
+
+void kv_fwd_reply_raw(kv_client_t *c, const char *msg, size_t len)
+{
+    kv_slot_t *s = slot_new(c, 1, NULL);
+    kv_reply_raw(&s->out, msg, len);
+    part_done(s);
+}
+
+static void locked_cmd_run(kv_lockop_t *op, int failed, void *data)
+{
+    locked_cmd_t *lc = data;
+    kv_client_t *c = kv_lock_client(op);
+    if (c && failed >= 0) {
+        char msg[96];
+        int n = snprintf(msg, sizeof(msg), "-LOADING kevy shard %d is restarting\r\n", failed);
+        kv_fwd_reply_raw(c, msg, (size_t) n);
+        kv_client_resume(c);
+    } else if (c) {
+        c->argc = lc->argc, c->argv = lc->argv;
+        c->barrier = 0;
+        F.cur_lock = op;                /* its slots take a reference */
+        route_multi(c, lc->cmd, lc->split);
+        F.cur_lock = NULL;
+        if (!c->barrier) kv_client_resume(c);   /* else a chain resumes it */
+    }
+    free(lc);
+    kv_lock_unref(op);
+}
+
+/* The shards of the command's keys; 0 when the arguments are malformed
+ * (the handler will say so) or name no key. */
+static int key_shards(kv_client_t *c, const kv_cmd_t *cmd, int *shards)
+{
+    int idx[c->argc + 1], n = kv_gather_keys(c, cmd, idx);
+    for (int i = 0; i < n; i++) shards[i] = kv_route_shard(c->argv[idx[i]].ptr, c->argv[idx[i]].len);
+    return n > 0 ? n : 0;
+}
+
+static void route_locked(kv_client_t *c, const kv_cmd_t *cmd, int split)
+{
+    int shards[c->argc + 1], n;
+    if (F.cur_lock || (n = key_shards(c, cmd, shards)) == 0) {
+        route_multi(c, cmd, split);     /* already locked, or malformed */
+        return;
+    }
+    size_t bytes = 0;
+    for (int i = 0; i < c->argc; i++) bytes += c->argv[i].len;
+    locked_cmd_t *lc = malloc(sizeof(*lc) + sizeof(kv_resp_arg) * (size_t) c->argc + bytes);
+    if (!lc) abort();
+    lc->cmd = cmd, lc->split = split, lc->argc = c->argc;
+    lc->argv = (kv_resp_arg *) (lc + 1);
+    char *p = (char *) (lc->argv + c->argc);
+    for (int i = 0; i < c->argc; i++) {
+        memcpy(p, c->argv[i].ptr, c->argv[i].len);
+        lc->argv[i] = (kv_resp_arg) { p, c->argv[i].len };
+        p += c->argv[i].len;
+    }
+    c->barrier = 1;                     /* its next commands wait for it */
+    kv_lock_acquire(shards, n, c, locked_cmd_run, lc);
+}
+
+void kv_fwd_under_lock(kv_lockop_t *op) { F.cur_lock = op; }
+
 void kv_fwd_dispatch(kv_client_t *c, const kv_cmd_t *cmd)
 {
     int n = kv_route_nshards();
@@ -527,23 +777,75 @@ void kv_fwd_dispatch(kv_client_t *c, const kv_cmd_t *cmd)
         }
         __attribute__((fallthrough));   /* its keys are more than first_key */
     case KV_ROUTE_KEYS: {
-        int owner = kv_gather_single_owner(c, cmd), how;
+        int owner = kv_gather_single_owner(c, cmd);
         if (owner >= 0) run_on(c, cmd, owner);
-        else if ((how = kv_chain_route(c, cmd)) == KV_CHAIN_ERROR) run_here(c, cmd);
-        else if (how == KV_CHAIN_NO) kv_gather_split(c, cmd);
+        else route_locked(c, cmd, 1);
         return;
     }
     case KV_ROUTE_ALL:
         kv_gather_all(c, cmd);
         return;
     default: {
-        int owner = cmd->first_key > 0 ? kv_gather_single_owner(c, cmd) : -1, how;
+        int owner = cmd->first_key > 0 ? kv_gather_single_owner(c, cmd) : -1;
         if (owner >= 0) run_on(c, cmd, owner);
-        else if ((how = kv_chain_route(c, cmd)) == KV_CHAIN_ERROR) run_here(c, cmd);
-        else if (how == KV_CHAIN_NO) kv_chain_scatter(c, cmd);
+        else if (cmd->first_key > 0) route_locked(c, cmd, 0);
+        else route_multi(c, cmd, 0);    /* SCAN: shard by shard, no lock */
         return;
     }
     }
+}
+
+/* ---- answering later (blocking commands) ------------------------------------------ */
+
+int kv_fwd_can_block(void) { return F.block_ok && F.depth == 1; }
+
+void kv_fwd_defer_reply(kv_fwd_target *t)
+{
+    *t = F.target;
+    F.deferred = 1;
+}
+
+void kv_fwd_answer(const kv_fwd_target *t, kv_reply_buf *b)
+{
+    if (t->peer != F.self) {
+        send_rep((uint32_t) t->peer, t->token, b);
+        return;
+    }
+    buf_move(part_buf(t->slot, t->part), b);
+    part_done(t->slot);
+}
+
+void kv_fwd_run_local(const kv_cmd_t *cmd, int argc, kv_resp_arg *argv, kv_reply_buf *out)
+{
+    int saved = F.block_ok;
+    F.block_ok = 0;
+    call_into(&F.remote, cmd, argc, argv, out);
+    F.block_ok = saved;
+}
+
+int kv_fwd_locked(void) { return kv_lock_busy(); }
+
+void kv_fwd_unlocked(void)
+{
+    if (kv_block_nwaiting() && F.depth == 0) kv_block_serve();
+}
+
+int kv_fwd_unblock(kv_client_t *c, int mode)
+{
+    kv_slot_t *s = c->bslot;
+    if (!s) return 0;
+    for (uint32_t i = 0; i < F.npend; i++) {
+        pend_t *e = &F.pend[i];
+        if (!(e->serial & 1) || e->slot != s) continue;
+        char msg[12];
+        uint64_t token = ((uint64_t) e->serial << 32) | i;
+        uint32_t m = (uint32_t) mode;
+        memcpy(msg, &token, 8), memcpy(msg + 8, &m, 4);
+        kv_fwd_send((int) e->peer, FRAME_BCANCEL, msg, sizeof(msg));
+        return 1;
+    }
+    kv_block_cancel(F.self, 0, s, mode);
+    return 1;
 }
 
 kv_slot_t *kv_fwd_hold(kv_client_t *c)
@@ -567,6 +869,9 @@ void kv_fwd_release(kv_client_t *c, kv_slot_t *s)
 
 void kv_fwd_client_gone(kv_client_t *c)
 {
+    if (c->bslot) kv_fwd_unblock(c, KV_UNBLOCK_GONE);
+    c->bslot = NULL;
+    kv_lock_client_gone(c);
     kv_slot_t *s = c->slots_head, *next;
     for (; s; s = next) {
         next = s->next;

@@ -67,7 +67,50 @@ void kv_fwd_set_propagate(kv_fwd_propagate_fn *fn);
  * several times: each call adds one command). */
 void kv_fwd_propagate_as(kv_client_t *c, int argc, const kv_resp_arg *argv);
 
-/* The client is closing: its outstanding replies will be dropped. */
+/* Route the commands dispatched from now on under op (a cross-shard
+ * transaction, multi.c), NULL to stop: they take part in its lock. */
+struct kv_lockop_s;
+void kv_fwd_under_lock(struct kv_lockop_s *op);
+/* A reply (RESP bytes) in c's reply order. */
+void kv_fwd_reply_raw(kv_client_t *c, const char *msg, size_t len);
+
+/* The client is closing: its outstanding replies will be dropped (a
+ * blocked command of it is cancelled where it waits). */
 void kv_fwd_client_gone(kv_client_t *c);
+
+/*
+ * Answering later (blocking commands, shard/block.c). A handler that
+ * cannot answer now takes over the reply of the request it runs for; the
+ * router then sends nothing, and the answer goes out later, to the client
+ * of this worker or to the worker the request came from.
+ */
+typedef struct {
+    int        peer;            /* the requesting worker; self: local     */
+    uint64_t   token;           /* peer's pending entry                   */
+    kv_slot_t *slot;            /* local: the client's slot               */
+    int        part;
+} kv_fwd_target;
+
+/* 1 when the request being run may wait: a client's command (here or
+ * forwarded) run on its own, not inside EXEC, a cross-shard operation, a
+ * scratch keyspace or a re-run by kv_fwd_run_local. */
+int  kv_fwd_can_block(void);
+/* Take over the current request's reply (valid only when can_block). */
+void kv_fwd_defer_reply(kv_fwd_target *t);
+/* Send the deferred reply: b's bytes (b is emptied). */
+void kv_fwd_answer(const kv_fwd_target *t, kv_reply_buf *b);
+/* Run cmd here on the stand-in client (counted and propagated as any
+ * command; it cannot block), its reply appended to out. */
+void kv_fwd_run_local(const kv_cmd_t *cmd, int argc, kv_resp_arg *argv, kv_reply_buf *out);
+/* 1 while a cross-shard operation holds this shard (waiters are served
+ * once it is released). */
+int  kv_fwd_locked(void);
+
+/* The client side: c's blocking command (if one is waiting) is cancelled
+ * where it waits; mode KV_UNBLOCK_TIMEOUT answers it as a timeout,
+ * KV_UNBLOCK_ERROR with -UNBLOCKED, KV_UNBLOCK_GONE drops it. 1 when c had
+ * a blocking command outstanding. */
+enum { KV_UNBLOCK_TIMEOUT = 0, KV_UNBLOCK_ERROR = 1, KV_UNBLOCK_GONE = 2 };
+int  kv_fwd_unblock(kv_client_t *c, int mode);
 
 #endif

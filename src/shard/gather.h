@@ -8,8 +8,7 @@
  *   DBSIZE KEYS FLUSHDB FLUSHALL RANDOMKEY (every shard) -> sum, concat,
  *                               +OK, one of the non-nil keys
  *
- * Not yet atomic across shards (MSET is visible shard by shard): that comes
- * with the cross-shard transactions, which lock the shards involved.
+ * A split runs under the locks of its shards (lock.h): atomic.
  */
 #ifndef KV_SHARD_GATHER_H
 #define KV_SHARD_GATHER_H
@@ -29,6 +28,7 @@ struct kv_slot_s {
     const kv_cmd_t *cmd;        /* the command being combined             */
     int            barrier;     /* its client waits for it to finish      */
     void          *cdata;       /* combiner's data, freed with the slot   */
+    struct kv_lockop_s *lock;   /* runs under this cross-shard lock (lock.h) */
     kv_reply_buf   out;         /* the reply, complete when outstanding 0 */
     kv_reply_buf   parts[];     /* with combine: one buffer per part      */
 };

@@ -2,13 +2,11 @@
  * MULTI, EXEC, DISCARD, WATCH, UNWATCH.
  *
  * The client's worker queues the commands (copies of their arguments).
- * At EXEC the whole transaction goes, as the internal command kevy.exec,
- * to the one shard that owns every key it touches and every key the client
- * watches; that shard checks the watches (watch.c) and runs the commands
- * back to back, so no other client sees it half done. A transaction whose
- * keys span shards answers Redis Cluster's CROSSSLOT error, as a cluster
- * does; atomic cross-shard transactions (locking the shards in ascending
- * order) are still to come.
+ * At EXEC, a transaction whose keys and watched keys all live on one
+ * shard goes there whole, as the internal command kevy.exec; that shard
+ * checks the watches (watch.c) and runs the commands back to back, so no
+ * other client sees it half done. A transaction over several shards locks
+ * them and runs there (multi_cross.c).
  *
  * WATCH registers each key on its own shard (kevy.watch) under the
  * client's id; UNWATCH, DISCARD, EXEC and a disconnect remove them
@@ -21,30 +19,11 @@
 #include "shard/db.h"
 #include "shard/gather.h"
 #include "shard/multi.h"
+#include "shard/multi_int.h"
 #include "shard/route.h"
 #include "shard/watch.h"
 
-typedef struct {
-    int          argc;
-    kv_resp_arg *argv;          /* argv[i].ptr point into one block      */
-} queued_t;
-
-typedef struct {
-    char  *key;
-    size_t len;
-    int    shard;
-} watched_t;
-
-struct kv_multi_s {
-    int        active;          /* between MULTI and EXEC/DISCARD        */
-    int        dirty;           /* a command was refused while queueing  */
-    queued_t  *q;
-    int        nq, qcap;
-    watched_t *w;
-    int        nw, wcap;
-};
-
-static const kv_cmd_t *internal(const char *name) { return kv_cmd_lookup_any(name, strlen(name)); }
+const kv_cmd_t *internal(const char *name) { return kv_cmd_lookup_any(name, strlen(name)); }
 
 static kv_multi_t *state(kv_client_t *c)
 {
@@ -82,7 +61,7 @@ static void ok_combine(kv_slot_t *s)
 
 /* Send `name id key...` to every shard holding some of the keys. With a
  * client, its reply is +OK once all answered; without, nobody waits. */
-static void per_shard(kv_client_t *c, const char *name, int n, const kv_resp_arg *keys, uint64_t id)
+void per_shard(kv_client_t *c, const char *name, int n, const kv_resp_arg *keys, uint64_t id)
 {
     int nsh = kv_route_nshards(), shard_of[n > 0 ? n : 1], used[KV_SHARDS_MAX] = { 0 }, nparts = 0;
     for (int i = 0; i < n; i++) {
@@ -209,33 +188,26 @@ static void unwatch_cmd(kv_client_t *c)
     kv_reply_ok(&c->out);
 }
 
-/* The one shard of every key of the transaction and of its watches; -1
- * when they span shards. No key at all: this worker. */
-static int tx_shard(kv_client_t *c, kv_multi_t *m)
+/* The shards of every key of the transaction and of its watches, each
+ * once, into out (KV_SHARDS_MAX entries); their count. */
+static int tx_shards(kv_client_t *c, kv_multi_t *m, int *out)
 {
-    int shard = -1, n = kv_route_nshards();
-    for (int i = 0; i < m->nw; i++) {
-        if (shard >= 0 && m->w[i].shard != shard) return -1;
-        shard = m->w[i].shard;
-    }
+    int n = kv_route_nshards(), used[KV_SHARDS_MAX] = { 0 }, all = 0;
+    for (int i = 0; i < m->nw; i++) used[m->w[i].shard] = 1;
     int sargc = c->argc;
     kv_resp_arg *sargv = c->argv;
-    for (int i = 0; i < m->nq && n > 1; i++) {
+    for (int i = 0; i < m->nq && n > 1 && !all; i++) {
         const kv_cmd_t *cmd = kv_cmd_lookup(m->q[i].argv[0].ptr, m->q[i].argv[0].len);
         if (cmd->route == KV_ROUTE_LOCAL) continue;
-        if (cmd->route == KV_ROUTE_ALL) { shard = -2; break; }
+        if (cmd->route == KV_ROUTE_ALL) { all = 1; break; }
         c->argc = m->q[i].argc, c->argv = m->q[i].argv;
         int idx[m->q[i].argc + 1], nk = kv_gather_keys(c, cmd, idx);
-        for (int k = 0; k < nk; k++) {
-            int s = kv_route_shard(m->q[i].argv[idx[k]].ptr, m->q[i].argv[idx[k]].len);
-            if (shard >= 0 && s != shard) { shard = -2; break; }
-            shard = s;
-        }
-        if (shard == -2) break;
+        for (int k = 0; k < nk; k++) used[kv_route_shard(m->q[i].argv[idx[k]].ptr, m->q[i].argv[idx[k]].len)] = 1;
     }
     c->argc = sargc, c->argv = sargv;
-    if (shard == -2) return -1;
-    return shard >= 0 ? shard : kv_fwd_self();
+    int k = 0;
+    for (int sh = 0; sh < n; sh++) if (all || used[sh]) out[k++] = sh;
+    return k;
 }
 
 static void exec_cmd(kv_client_t *c)
@@ -251,13 +223,12 @@ static void exec_cmd(kv_client_t *c)
         kv_reply_error_cstr(&c->out, "-EXECABORT Transaction discarded because of previous errors.");
         return;
     }
-    int shard = tx_shard(c, m);
-    if (shard < 0) {
-        clear_queue(m);
-        unwatch_all(c);
-        kv_reply_error_cstr(&c->out, "-CROSSSLOT Keys in request don't hash to the same slot");
+    int shards[KV_SHARDS_MAX], nsh = tx_shards(c, m, shards);
+    if (nsh > 1) {                      /* under the shards' locks */
+        kv_multi_exec_cross(c, m, shards, nsh);
         return;
     }
+    int shard = nsh ? shards[0] : kv_fwd_self();
     /* kevy.exec id nwatch wkey... ncmds (argc arg...)... */
     int argc = 4 + m->nw;
     for (int i = 0; i < m->nq; i++) argc += 1 + m->q[i].argc;
@@ -295,6 +266,7 @@ void kv_multi_reset(kv_client_t *c)
 void kv_multi_client_gone(kv_client_t *c)
 {
     if (!c->multi) return;
+    kv_multi_cross_gone(c->multi);
     kv_multi_reset(c);
     free(c->multi->q);
     free(c->multi->w);
@@ -339,6 +311,20 @@ static void kunwatch_cmd(kv_client_t *c)
     }
     for (int i = 2; i < c->argc; i++) kv_watch_remove(c->db, c->argv[i].ptr, c->argv[i].len, (uint64_t) id);
     kv_reply_ok(&c->out);
+}
+
+/* kevy.wcheck id key...: was any of id's watched keys here touched? The
+ * watches go (a cross-shard EXEC checks them under its locks). */
+static void kwcheck_cmd(kv_client_t *c)
+{
+    long long id;
+    int touched = 0;
+    if (parse_int(&c->argv[1], &id) != 0) {
+        kv_reply_error_cstr(&c->out, "bad client id");
+        return;
+    }
+    for (int i = 2; i < c->argc; i++) touched |= kv_watch_remove(c->db, c->argv[i].ptr, c->argv[i].len, (uint64_t) id);
+    kv_reply_int(&c->out, touched);
 }
 
 static void kexec_cmd(kv_client_t *c)
@@ -387,6 +373,7 @@ const kv_cmd_t kv_multi_cmds[] = {
 const kv_cmd_t kv_multi_internal_cmds[] = {
     { "kevy.watch", -3, 0, 2, -1, 1, KV_ROUTE_KEY, kwatch_cmd, "internal", "0.1.0", "Registers watches." },
     { "kevy.unwatch", -3, 0, 2, -1, 1, KV_ROUTE_KEY, kunwatch_cmd, "internal", "0.1.0", "Removes watches." },
+    { "kevy.wcheck", -3, 0, 2, -1, 1, KV_ROUTE_KEY, kwcheck_cmd, "internal", "0.1.0", "Checks and removes watches." },
     { "kevy.exec", -4, 0, 0, 0, 0, KV_ROUTE_LOCAL, kexec_cmd, "internal", "0.1.0", "Runs a transaction." },
     { NULL },
 };
