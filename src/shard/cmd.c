@@ -121,13 +121,14 @@ const kv_cmd_t *kv_cmd_at(size_t i) { return i < ncmds ? &table[i] : NULL; }
 
 KV_CMD_PART(kv_internal_cmds)
 KV_CMD_PART(kv_multi_internal_cmds)
+KV_CMD_PART(kv_block_multi_internal_cmds)
 
 /* Internal commands (shard to shard only): never found by clients. */
 const kv_cmd_t *kv_cmd_lookup_any(const char *name, size_t len)
 {
     const kv_cmd_t *c = kv_cmd_lookup(name, len);
     if (c) return c;
-    const kv_cmd_t *parts[] = { kv_internal_cmds, kv_multi_internal_cmds };
+    const kv_cmd_t *parts[] = { kv_internal_cmds, kv_multi_internal_cmds, kv_block_multi_internal_cmds };
     for (size_t p = 0; p < sizeof(parts) / sizeof(parts[0]); p++)
         for (c = parts[p]; c && c->name; c++)
             if (strlen(c->name) == len && !strncasecmp(c->name, name, len)) return c;

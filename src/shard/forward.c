@@ -14,6 +14,7 @@
 #include "shard/db.h"
 #include "shard/forward.h"
 #include "shard/block.h"
+#include "shard/block_multi.h"
 #include "shard/gather.h"
 #include "shard/lock.h"
 #include "shard/route.h"
@@ -27,6 +28,7 @@
 #define FRAME_LOCKED  5
 #define FRAME_UNLOCK  6
 #define FRAME_BCANCEL 7     /* u64 token | u32 mode: cancel a blocked request  */
+#define FRAME_BREADY  8     /* u64 waiter: a key of a multi-shard waiter changed */
 
 typedef struct {
     uint32_t   serial;      /* odd while in use                          */
@@ -198,7 +200,10 @@ static void call_stats(kv_client_t *c, const kv_cmd_t *cmd)
 static void signal_keys(kv_client_t *c, const kv_cmd_t *cmd)
 {
     int idx[c->argc + 1], n = kv_gather_keys(c, cmd, idx);
-    for (int i = 0; i < n; i++) kv_block_signal(c->argv[idx[i]].ptr, c->argv[idx[i]].len);
+    for (int i = 0; i < n; i++) {
+        kv_block_signal(c->argv[idx[i]].ptr, c->argv[idx[i]].len);
+        if (kv_bmulti_nregs()) kv_bmulti_signal(c->argv[idx[i]].ptr, c->argv[idx[i]].len);
+    }
 }
 
 static void call_counted(kv_client_t *c, const kv_cmd_t *cmd)
@@ -215,7 +220,7 @@ static void call_counted(kv_client_t *c, const kv_cmd_t *cmd)
     cmd->proc(c);
     if (c->db->dirty != dirty && propagate_fn && !propagate_replaced) propagate_fn(c->db, c->argc, c->argv);
     propagate_replaced = 0;
-    if (c->db->dirty != dirty && kv_block_nwaiting()) signal_keys(c, cmd);
+    if (c->db->dirty != dirty && (kv_block_nwaiting() || kv_bmulti_nregs())) signal_keys(c, cmd);
 }
 
 void kv_fwd_call(kv_client_t *c, const kv_cmd_t *cmd) { call(c, cmd); }
@@ -521,6 +526,7 @@ static void on_frame(kv_ringio_t *io, uint32_t from, uint16_t type, const void *
     case FRAME_LOCK: kv_lock_on_lock((int) from, get_u64(bytes, len)); break;
     case FRAME_LOCKED: kv_lock_on_locked((int) from, get_u64(bytes, len)); break;
     case FRAME_UNLOCK: kv_lock_on_unlock((int) from, get_u64(bytes, len)); break;
+    case FRAME_BREADY: kv_bmulti_ready(get_u64(bytes, len)); break;
     case FRAME_BCANCEL: {
         uint32_t mode = 0;
         if (len >= 12) memcpy(&mode, (const char *) bytes + 8, 4);
@@ -545,6 +551,8 @@ int kv_fwd_send_lock_frame(int peer, int which, uint64_t id)
 
 int kv_fwd_peer_up(int peer) { return peer_up(peer); }
 
+void kv_fwd_send_bready(int peer, uint64_t wid) { kv_fwd_send(peer, FRAME_BREADY, &wid, 8); }
+
 /* A peer died: nothing it owed us will come; answer -LOADING instead. */
 static void on_peer_reset(kv_ringio_t *io, uint32_t peer, uint32_t old_gen, uint32_t new_gen, void *data)
 {
@@ -561,6 +569,7 @@ static void on_peer_reset(kv_ringio_t *io, uint32_t peer, uint32_t old_gen, uint
         failed++;
     }
     kv_block_peer_reset((int) peer);
+    kv_bmulti_peer_reset((int) peer);
     kv_lock_peer_reset((int) peer);
     kv_log_verbose("shard %u restarted (generation %u -> %u); %d requests to it failed",
                    peer, old_gen, new_gen, failed);
@@ -579,7 +588,7 @@ static int may_block(const kv_client_t *c, const kv_cmd_t *cmd)
     return 0;
 }
 
-static kv_slot_t *blocking_slot(kv_client_t *c)
+kv_slot_t *kv_fwd_blocking_slot(kv_client_t *c)
 {
     kv_slot_t *s = slot_new(c, 1, NULL);
     s->barrier = 1;
@@ -607,14 +616,14 @@ static void run_here(kv_client_t *c, const kv_cmd_t *cmd)
     if (cmd->route != KV_ROUTE_LOCAL && must_wait_here(F.cur_lock)) {
         /* Locked by a cross-shard operation: wait in its FIFO; the
          * client's next commands wait too, to keep their order. */
-        kv_slot_t *s = may_block(c, cmd) ? blocking_slot(c) : slot_new(c, 1, NULL);
+        kv_slot_t *s = may_block(c, cmd) ? kv_fwd_blocking_slot(c) : slot_new(c, 1, NULL);
         s->barrier = 1;
         c->barrier = 1;
         kv_lock_defer_local(s, 0, cmd, c->argc, c->argv);
         return;
     }
     if (may_block(c, cmd)) {
-        run_into_slot(c, blocking_slot(c), 0, cmd, c->argc, c->argv);
+        run_into_slot(c, kv_fwd_blocking_slot(c), 0, cmd, c->argc, c->argv);
         return;
     }
     if (!c->slots_head) {
@@ -632,7 +641,7 @@ static void run_on(kv_client_t *c, const kv_cmd_t *cmd, int owner)
         run_here(c, cmd);
         return;
     }
-    kv_slot_t *s = may_block(c, cmd) ? blocking_slot(c) : slot_new(c, 1, NULL);
+    kv_slot_t *s = may_block(c, cmd) ? kv_fwd_blocking_slot(c) : slot_new(c, 1, NULL);
     send_req(s, 0, owner, c->argc, c->argv);
 }
 
@@ -668,6 +677,10 @@ kv_slot_t *kv_fwd_detached(int nparts, kv_gather_fn *combine)
     s->combine = combine;
     kv_reply_buf_init(&s->out);
     for (int i = 0; i < nparts; i++) kv_reply_buf_init(&s->parts[i]);
+    if (F.cur_lock) {                   /* part of a locked operation */
+        s->lock = F.cur_lock;
+        kv_lock_ref(s->lock);
+    }
     return s;                           /* no client: freed when answered */
 }
 
@@ -760,7 +773,12 @@ static void route_locked(kv_client_t *c, const kv_cmd_t *cmd, int split)
     kv_lock_acquire(shards, n, c, locked_cmd_run, lc);
 }
 
-void kv_fwd_under_lock(kv_lockop_t *op) { F.cur_lock = op; }
+kv_lockop_t *kv_fwd_under_lock(kv_lockop_t *op)
+{
+    kv_lockop_t *prev = F.cur_lock;
+    F.cur_lock = op;
+    return prev;
+}
 
 void kv_fwd_dispatch(kv_client_t *c, const kv_cmd_t *cmd)
 {
@@ -779,6 +797,7 @@ void kv_fwd_dispatch(kv_client_t *c, const kv_cmd_t *cmd)
     case KV_ROUTE_KEYS: {
         int owner = kv_gather_single_owner(c, cmd);
         if (owner >= 0) run_on(c, cmd, owner);
+        else if (may_block(c, cmd)) kv_bmulti_start(c, cmd);
         else route_locked(c, cmd, 1);
         return;
     }
@@ -788,6 +807,7 @@ void kv_fwd_dispatch(kv_client_t *c, const kv_cmd_t *cmd)
     default: {
         int owner = cmd->first_key > 0 ? kv_gather_single_owner(c, cmd) : -1;
         if (owner >= 0) run_on(c, cmd, owner);
+        else if (may_block(c, cmd)) kv_bmulti_start(c, cmd);
         else if (cmd->first_key > 0) route_locked(c, cmd, 0);
         else route_multi(c, cmd, 0);    /* SCAN: shard by shard, no lock */
         return;
@@ -834,6 +854,7 @@ int kv_fwd_unblock(kv_client_t *c, int mode)
 {
     kv_slot_t *s = c->bslot;
     if (!s) return 0;
+    if (kv_bmulti_cancel(s, mode)) return 1;
     for (uint32_t i = 0; i < F.npend; i++) {
         pend_t *e = &F.pend[i];
         if (!(e->serial & 1) || e->slot != s) continue;

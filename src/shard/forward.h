@@ -70,7 +70,7 @@ void kv_fwd_propagate_as(kv_client_t *c, int argc, const kv_resp_arg *argv);
 /* Route the commands dispatched from now on under op (a cross-shard
  * transaction, multi.c), NULL to stop: they take part in its lock. */
 struct kv_lockop_s;
-void kv_fwd_under_lock(struct kv_lockop_s *op);
+struct kv_lockop_s *kv_fwd_under_lock(struct kv_lockop_s *op);   /* returns the previous */
 /* A reply (RESP bytes) in c's reply order. */
 void kv_fwd_reply_raw(kv_client_t *c, const char *msg, size_t len);
 

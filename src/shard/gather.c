@@ -116,7 +116,7 @@ char *kv_gather_flatten(kv_reply_buf *b, size_t *len)
 
 /* End of the RESP element at p (replies come from our own shards: trusted
  * but still bounded by end). */
-static const char *elem_end(const char *p, const char *end)
+const char *kv_gather_elem_end(const char *p, const char *end)
 {
     if (p >= end) return end;
     const char *crlf = memchr(p, '\r', (size_t) (end - p));
@@ -125,7 +125,7 @@ static const char *elem_end(const char *p, const char *end)
     const char *q = crlf + 2;
     if (*p == '$') return n < 0 ? q : (q + n + 2 > end ? end : q + n + 2);
     if (*p == '*') {
-        for (long long i = 0; i < n && q < end; i++) q = elem_end(q, end);
+        for (long long i = 0; i < n && q < end; i++) q = kv_gather_elem_end(q, end);
         return q;
     }
     return q;
@@ -207,7 +207,7 @@ static void mget_fn(kv_slot_t *s, char **flat, size_t *len)
         p = p ? p + 1 : end;
         for (long long j = 0; j <= n; j++) {
             elems[i][j] = p;
-            if (j < n) p = elem_end(p, end);
+            if (j < n) p = kv_gather_elem_end(p, end);
         }
     }
     kv_reply_array(&s->out, nkeys);

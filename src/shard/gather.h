@@ -52,9 +52,13 @@ void kv_fwd_part(kv_slot_t *s, int part, int shard, const kv_cmd_t *cmd, int arg
 kv_slot_t *kv_fwd_detached(int nparts, kv_gather_fn *combine);
 /* A part finished without kv_fwd_part (or a chain's first step). */
 void kv_fwd_part_done(kv_slot_t *s);
+/* End of the RESP element at p (bounded by end). */
+const char *kv_gather_elem_end(const char *p, const char *end);
 /* A part's reply as one NUL-terminated string (the buffer is emptied). */
 char *kv_gather_flatten(kv_reply_buf *b, size_t *len);
 int  kv_fwd_self(void);
+/* A slot for c's blocking command: its next commands wait for it. */
+kv_slot_t *kv_fwd_blocking_slot(kv_client_t *c);
 /* Run cmd here as the router does (counted, propagated to the AOF). */
 void kv_fwd_call(kv_client_t *c, const kv_cmd_t *cmd);
 kv_server_t *kv_fwd_server(void);
