@@ -14,6 +14,11 @@
  *     aof-load-truncated yes;
  * anything else (a protocol error, a line that is not a command, an
  * unknown command) is corruption: an error naming the file and offset.
+ *
+ * MULTI ... EXEC (a transaction, logged so by kevy.exec) runs whole or
+ * not at all: its commands are queued and run at EXEC; a file that ends
+ * inside one is cut back to its MULTI, as Redis's loader reverts an
+ * incomplete transaction.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +32,39 @@
 #include "persist/aof.h"
 
 #define CHUNK (1u << 20)
+
+typedef struct {
+    int          argc;
+    kv_resp_arg *argv;                  /* argument bytes follow the array */
+    size_t       off;                   /* file offset, for warnings      */
+} queued_t;
+
+static void run_one(kv_client_t *c, int argc, kv_resp_arg *argv, const char *path, size_t off, long long *nerr)
+{
+    const kv_cmd_t *cmd = kv_cmd_lookup_any(argv[0].ptr, argv[0].len);
+    c->argc = argc, c->argv = argv;
+    cmd->proc(c);
+    struct iovec iov[1];
+    if (kv_reply_buf_iov(&c->out, iov, 1) > 0 && ((char *) iov[0].iov_base)[0] == '-' && (*nerr)++ < 5)
+        kv_log_warning("AOF %s offset %zu: %.*s replied %.*s", path, off, (int) argv[0].len, argv[0].ptr,
+                       (int) (iov[0].iov_len > 120 ? 120 : iov[0].iov_len - 2), (char *) iov[0].iov_base);
+    kv_reply_buf_reset(&c->out);
+}
+
+static queued_t copy_cmd(int argc, const kv_resp_arg *argv, size_t off)
+{
+    size_t bytes = 0;
+    for (int i = 0; i < argc; i++) bytes += argv[i].len;
+    queued_t q = { argc, malloc(sizeof(kv_resp_arg) * (size_t) argc + bytes + 1), off };
+    if (!q.argv) abort();
+    char *p = (char *) (q.argv + argc);
+    for (int i = 0; i < argc; i++) {
+        memcpy(p, argv[i].ptr, argv[i].len);
+        q.argv[i] = (kv_resp_arg) { p, argv[i].len };
+        p += argv[i].len;
+    }
+    return q;
+}
 
 static int all_nul(const char *p, size_t n)
 {
@@ -58,7 +96,9 @@ int kv_aof_replay_file(kv_db_t *db, const char *path, int fix_tail, char *err, s
     char *buf = NULL;
     size_t len = 0, cap = 0, base = 0;  /* base: file offset of buf[0] */
     long long ncmds = 0, nerr = 0;
-    int rc = 0, eof = 0;
+    int rc = 0, eof = 0, in_multi = 0, nq = 0, qcap = 0;
+    size_t multi_off = 0;               /* file offset of the open MULTI */
+    queued_t *q = NULL;
     for (;;) {
         size_t before = kv_resp_consumed(&p);
         int r = len > before ? kv_resp_parse(&p, buf, len) : KV_RESP_NEED_MORE;
@@ -87,14 +127,29 @@ int kv_aof_replay_file(kv_db_t *db, const char *path, int fix_tail, char *err, s
                 rc = -1;
                 break;
             }
-            c.argc = p.argc, c.argv = p.argv;
-            cmd->proc(&c);
-            ncmds++;
-            struct iovec iov[1];
-            if (kv_reply_buf_iov(&c.out, iov, 1) > 0 && ((char *) iov[0].iov_base)[0] == '-' && nerr++ < 5)
-                kv_log_warning("AOF %s offset %zu: %.*s replied %.*s", path, base + before, (int) a0->len, a0->ptr,
-                               (int) (iov[0].iov_len > 120 ? 120 : iov[0].iov_len - 2), (char *) iov[0].iov_base);
-            kv_reply_buf_reset(&c.out);
+            int is_multi = !strcasecmp(cmd->name, "multi"), is_exec = !strcasecmp(cmd->name, "exec");
+            if ((is_multi && in_multi) || (is_exec && !in_multi)) {
+                snprintf(err, errlen, "%s in the append only file %s at offset %zu",
+                         is_multi ? "nested MULTI" : "EXEC without MULTI", path, base + before);
+                rc = -1;
+                break;
+            }
+            if (is_multi) {
+                in_multi = 1, multi_off = base + before;
+            } else if (is_exec) {
+                for (int i = 0; i < nq; i++) {
+                    run_one(&c, q[i].argc, q[i].argv, path, q[i].off, &nerr);
+                    free(q[i].argv);
+                }
+                ncmds += nq;
+                nq = 0, in_multi = 0;
+            } else if (in_multi) {
+                if (nq == qcap && !(q = realloc(q, sizeof(*q) * (size_t) (qcap = qcap ? qcap * 2 : 16)))) abort();
+                q[nq++] = copy_cmd(p.argc, p.argv, base + before);
+            } else {
+                run_one(&c, p.argc, p.argv, path, base + before, &nerr);
+                ncmds++;
+            }
             continue;
         }
         if (r == KV_RESP_ERR) {
@@ -111,8 +166,8 @@ int kv_aof_replay_file(kv_db_t *db, const char *path, int fix_tail, char *err, s
             break;
         }
         if (eof) {
-            if (len > before) {
-                size_t good = base + before;
+            if (len > before || in_multi) {
+                size_t good = in_multi ? multi_off : base + before;
                 if (!fix_tail) {
                     snprintf(err, errlen, "the append only file %s ends with a partial command at offset %zu",
                              path, good);
@@ -123,8 +178,8 @@ int kv_aof_replay_file(kv_db_t *db, const char *path, int fix_tail, char *err, s
                     rc = -1;
                 } else {
                     kv_log_warning("!!! Warning: short read while loading the AOF file %s!!! "
-                                   "Truncated %zu bytes of a partial command at offset %zu (aof-load-truncated)",
-                                   path, len - before, good);
+                                   "Truncated %zu bytes of a partial %s at offset %zu (aof-load-truncated)",
+                                   path, base + len - good, in_multi ? "transaction" : "command", good);
                 }
             }
             break;
@@ -160,6 +215,8 @@ int kv_aof_replay_file(kv_db_t *db, const char *path, int fix_tail, char *err, s
         len += (size_t) n;
     }
     if (rc == 0) kv_log_notice("DB loaded from append only file %s: %lld commands", path, ncmds);
+    for (int i = 0; i < nq; i++) free(q[i].argv);
+    free(q);
     free(buf);
     kv_resp_free(&p);
     kv_reply_buf_free(&c.out);

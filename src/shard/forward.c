@@ -233,6 +233,11 @@ void kv_fwd_propagate_as(kv_client_t *c, int argc, const kv_resp_arg *argv)
 
 void kv_fwd_set_propagate(kv_fwd_propagate_fn *fn) { propagate_fn = fn; }
 
+void kv_fwd_propagate_raw(kv_client_t *c, int argc, const kv_resp_arg *argv)
+{
+    if (propagate_fn && c->db) propagate_fn(c->db, argc, argv);
+}
+
 void kv_fwd_on_frame(uint16_t type, kv_fwd_frame_fn *fn)
 {
     if (type >= KV_FRAME_USER && type < FRAME_TYPES_MAX) frame_fns[type] = fn;

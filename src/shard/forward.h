@@ -66,6 +66,8 @@ void kv_fwd_set_propagate(kv_fwd_propagate_fn *fn);
 /* From inside a handler: propagate these arguments instead (may be called
  * several times: each call adds one command). */
 void kv_fwd_propagate_as(kv_client_t *c, int argc, const kv_resp_arg *argv);
+/* Propagate a command no handler ran (MULTI/EXEC around a transaction). */
+void kv_fwd_propagate_raw(kv_client_t *c, int argc, const kv_resp_arg *argv);
 
 /* Route the commands dispatched from now on under op (a cross-shard
  * transaction, multi.c), NULL to stop: they take part in its lock. */

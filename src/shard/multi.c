@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "shard/db.h"
+#include "shard/forward.h"
 #include "shard/gather.h"
 #include "shard/multi.h"
 #include "shard/multi_int.h"
@@ -345,6 +346,17 @@ static void kexec_cmd(kv_client_t *c)
         kv_reply_null_array(&c->out);
         return;
     }
+    /* Two writes or more: logged between MULTI and EXEC, so a replay
+     * after a crash runs all of them or none (aof_load.c). */
+    int writes = 0;
+    for (long long i = 0, b = a; i < nq && b < total; i++) {
+        if (parse_int(&all[b++], &argc) || argc < 1 || b + argc > total) break;
+        const kv_cmd_t *cmd = kv_cmd_lookup(all[b].ptr, all[b].len);
+        writes += cmd && (cmd->flags & KV_CMD_WRITE);
+        b += (int) argc;
+    }
+    kv_resp_arg marker = { "MULTI", 5 };
+    if (writes > 1) kv_fwd_propagate_raw(c, 1, &marker);
     kv_reply_array(&c->out, nq);
     for (long long i = 0; i < nq; i++) {
         if (a >= total || parse_int(&all[a++], &argc) || argc < 1 || a + argc > total) break;
@@ -354,6 +366,8 @@ static void kexec_cmd(kv_client_t *c)
         a += (int) argc;
     }
     c->argc = total, c->argv = all;
+    marker = (kv_resp_arg) { "EXEC", 4 };
+    if (writes > 1) kv_fwd_propagate_raw(c, 1, &marker);
 }
 
 const kv_cmd_t kv_multi_cmds[] = {

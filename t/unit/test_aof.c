@@ -248,6 +248,44 @@ static void test_replay_torn_tail(void **state)
     }
 }
 
+/* MULTI ... EXEC runs whole; a file ending inside one is cut back to its
+ * MULTI; nested MULTI / lone EXEC are corruption. */
+#define TX "*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2\r\n*3\r\n$3\r\nSET\r\n$1\r\nc\r\n$1\r\n3\r\n"
+#define EXEC "*1\r\n$4\r\nEXEC\r\n"
+
+static void test_replay_transaction(void **state)
+{
+    (void) state;
+    char err[512] = "", buf[512];
+    kv_db_t *db = fresh_db();
+    snprintf(buf, sizeof buf, "%s%s%s", GOOD, TX, EXEC);
+    write_file(buf, strlen(buf));
+    assert_int_equal(kv_aof_replay_file(db, path, 1, err, sizeof err), 0);
+    assert_int_equal(kv_db_size(db), 4);
+    kv_db_free(db);
+    /* torn inside the transaction, at every byte: none of it, file cut */
+    size_t whole = strlen(GOOD) + strlen(TX) + strlen(EXEC);
+    for (size_t cut = strlen(GOOD) + 1; cut < whole; cut++) {
+        db = fresh_db();
+        write_file(buf, cut);
+        assert_int_equal(kv_aof_replay_file(db, path, 0, err, sizeof err), -1);
+        kv_db_free(db);
+        db = fresh_db();
+        assert_int_equal(kv_aof_replay_file(db, path, 1, err, sizeof err), 0);
+        assert_int_equal(kv_db_size(db), 2);
+        assert_int_equal(file_size(), (off_t) strlen(GOOD));
+        kv_db_free(db);
+    }
+    const char *bad[] = { GOOD TX TX EXEC, GOOD EXEC };
+    for (size_t i = 0; i < 2; i++) {
+        db = fresh_db();
+        write_file(bad[i], strlen(bad[i]));
+        assert_int_equal(kv_aof_replay_file(db, path, 1, err, sizeof err), -1);
+        assert_non_null(strstr(err, i == 0 ? "nested MULTI" : "EXEC without MULTI"));
+        kv_db_free(db);
+    }
+}
+
 static void test_replay_corrupt_middle(void **state)
 {
     (void) state;
@@ -312,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_replay_good),
         cmocka_unit_test(test_replay_torn_tail),
         cmocka_unit_test(test_replay_corrupt_middle),
+        cmocka_unit_test(test_replay_transaction),
         cmocka_unit_test(test_keyspace_round_trip),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
