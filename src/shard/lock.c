@@ -208,7 +208,7 @@ void kv_lock_acquire(const int *shards, int n, kv_client_t *c, kv_lock_cb *cb, v
 {
     kv_lockop_t *op = calloc(1, sizeof(*op) + sizeof(int) * (size_t) (n > 0 ? n : 1));
     if (!op) abort();
-    memcpy(op->shards, shards, sizeof(int) * (size_t) n);
+    if (n > 0) memcpy(op->shards, shards, sizeof(int) * (size_t) n);
     qsort(op->shards, (size_t) n, sizeof(int), cmp_int);
     int k = 0;
     for (int i = 0; i < n; i++)
