@@ -60,6 +60,23 @@ static void on_connection(uv_stream_t *listener, int status)
     kv_conn_accept(&w->server, listener);
 }
 
+/* ring.spin_us, unless this worker shares its CPU with another one: a
+ * worker spinning for a reply would then take the CPU the peer needs to
+ * produce it (docs/rings.md). */
+static uint32_t spin_us(const kv_worker_args_t *args)
+{
+    const kv_conf_t *conf = args->conf;
+    int shared = 0;
+    if (args->cpu >= 0) {
+        for (int j = 0; j < conf->shards && !shared; j++)
+            shared = j != args->id && kv_conf_worker_cpu(conf, j) == args->cpu;
+    } else {
+        shared = conf->shards > (int) sysconf(_SC_NPROCESSORS_ONLN);
+    }
+    if (shared && conf->ring_spin_us) kv_log_verbose("worker %d shares its CPU: ring.spin_us 0", args->id);
+    return shared ? 0 : (uint32_t) conf->ring_spin_us;
+}
+
 static int open_listeners(worker_t *w)
 {
     kv_listeners_t *ls = w->args->listeners;
@@ -277,7 +294,7 @@ int kv_worker_main(const kv_worker_args_t *args)
         kv_snapshot_start(&w->loop, w->server.db, args->conf, args->id, (int64_t) w->server.start_unix_ms);
     }
 
-    if (kv_fwd_start(&w->server, &w->loop, args->seg, args->id, (uint32_t) args->conf->ring_spin_us) != 0)
+    if (kv_fwd_start(&w->server, &w->loop, args->seg, args->id, spin_us(args)) != 0)
         return KV_WORKER_EXIT_FATAL;
     /* AOF: append after the load, before serving (persist/aof.h) */
     if (kv_aof_start(&w->server, &w->loop, args->id) != 0) return KV_WORKER_EXIT_FATAL;
