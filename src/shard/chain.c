@@ -220,6 +220,7 @@ void chain_run(kv_client_t *c, chain_t *ch, int nparts)
 {
     kv_slot_t *s = kv_fwd_slot(c, nparts, chain_combine);
     s->cdata = ch;
+    kv_fwd_keep_lock(s);                /* its later rounds run under it */
     s->barrier = 1;                     /* later commands wait for it */
     c->barrier = 1;
     s->outstanding = 1;                 /* step 0 reads no replies */

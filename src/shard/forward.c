@@ -82,10 +82,7 @@ static kv_slot_t *slot_new(kv_client_t *c, int nparts, kv_gather_fn *combine)
     if (c->slots_tail) c->slots_tail->next = s;
     else c->slots_head = s;
     c->slots_tail = s;
-    if (F.cur_lock) {                   /* part of a locked operation */
-        s->lock = F.cur_lock;
-        kv_lock_ref(s->lock);
-    }
+    s->lock = F.cur_lock;               /* part of a locked operation */
     return s;
 }
 
@@ -133,8 +130,8 @@ static void part_done(kv_slot_t *s)
     if (s->outstanding > 0) return;     /* a chain sent its next round */
     kv_client_t *c = s->client;
     int barrier = s->barrier;
-    kv_lockop_t *lock = s->lock;        /* released once the reply is placed */
-    s->lock = NULL;
+    kv_lockop_t *lock = s->lock_ref ? s->lock : NULL;   /* released once the reply is placed */
+    s->lock = NULL, s->lock_ref = 0;
     if (!c) {                           /* its client left meanwhile */
         slot_free(s);
     } else {
@@ -682,11 +679,15 @@ kv_slot_t *kv_fwd_detached(int nparts, kv_gather_fn *combine)
     s->combine = combine;
     kv_reply_buf_init(&s->out);
     for (int i = 0; i < nparts; i++) kv_reply_buf_init(&s->parts[i]);
-    if (F.cur_lock) {                   /* part of a locked operation */
-        s->lock = F.cur_lock;
-        kv_lock_ref(s->lock);
-    }
+    s->lock = F.cur_lock;               /* part of a locked operation */
     return s;                           /* no client: freed when answered */
+}
+
+void kv_fwd_keep_lock(kv_slot_t *s)
+{
+    if (!s->lock || s->lock_ref) return;
+    kv_lock_ref(s->lock);
+    s->lock_ref = 1;
 }
 
 kv_slot_t *kv_fwd_slot(kv_client_t *c, int nparts, kv_gather_fn *combine)

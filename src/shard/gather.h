@@ -29,6 +29,7 @@ struct kv_slot_s {
     int            barrier;     /* its client waits for it to finish      */
     void          *cdata;       /* combiner's data, freed with the slot   */
     struct kv_lockop_s *lock;   /* runs under this cross-shard lock (lock.h) */
+    int            lock_ref;    /* ... and keeps it until it completes     */
     kv_reply_buf   out;         /* the reply, complete when outstanding 0 */
     kv_reply_buf   parts[];     /* with combine: one buffer per part      */
 };
@@ -59,6 +60,10 @@ char *kv_gather_flatten(kv_reply_buf *b, size_t *len);
 int  kv_fwd_self(void);
 /* A slot for c's blocking command: its next commands wait for it. */
 kv_slot_t *kv_fwd_blocking_slot(kv_client_t *c);
+/* s sends more parts after this call returns (a chain's later rounds): it
+ * keeps its lock until it completes. Other slots send every part while
+ * they are routed, so the lock can go as soon as routing is over. */
+void kv_fwd_keep_lock(kv_slot_t *s);
 /* Run cmd here as the router does (counted, propagated to the AOF). */
 void kv_fwd_call(kv_client_t *c, const kv_cmd_t *cmd);
 kv_server_t *kv_fwd_server(void);

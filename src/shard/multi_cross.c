@@ -8,7 +8,9 @@
  *      the lock (its requests run at once on the locked shards, everyone
  *      else's wait); a command that takes several rounds (a cross-shard
  *      RENAME, a STORE) is waited for before the next one is routed;
- *   4. the last reply placed, the lock goes with its last reference.
+ *   4. every command routed (a multi-round one finished), the locks go:
+ *      the UNLOCKs follow the requests on the same rings, so each shard
+ *      runs its part first.
  *
  * Commands on one shard run in their queued order (one ring, FIFO);
  * commands on different shards touch different keys, so the result is
@@ -104,7 +106,7 @@ static void check_watches(kv_client_t *c, kv_txrun_t *r)
 {
     int used[KV_SHARDS_MAX] = { 0 }, nparts = 0, n = kv_route_nshards();
     for (int i = 0; i < r->nw; i++) if (!used[r->w[i].shard]++) nparts++;
-    kv_fwd_under_lock(r->op);           /* the slot and its parts hold it */
+    kv_fwd_under_lock(r->op);           /* its parts run under the lock */
     kv_slot_t *s = kv_fwd_slot(c, nparts, wcheck_combine);
     kv_fwd_under_lock(NULL);
     box_t *box = malloc(sizeof(*box));
