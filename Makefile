@@ -39,7 +39,7 @@ integration-test: build
 asan-integration-test: $(ASAN)/Makefile
 	$(MAKE) -f $(ASAN)/Makefile all
 	ASAN_OPTIONS=detect_leaks=0 KEVY_DIFF_TIMEOUT=30 KEVY_BIN=$(ASAN)/kevy \
-	    prove -j2 -I t/lib t/protocol.t t/shards.t t/server.t t/diff.t t/multi.t
+	    prove -j2 -I t/lib t/protocol.t t/shards.t t/server.t t/diff.t t/multi.t t/blocking.t t/blocking_cross.t
 
 run: build
 	$(OBJS)/kevy -c conf/kevy.yaml

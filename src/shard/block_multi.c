@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "shard/block.h"
 #include "shard/block_multi.h"
 #include "shard/db.h"
 #include "shard/forward.h"
@@ -48,6 +49,8 @@ typedef struct mwait_s {
     int             kfirst, nkeys;  /* keys: args[kfirst .. kfirst+nkeys)  */
     int             probe;          /* K_FIRST/K_MPOP: next key index;
                                        K_MOVE: step                        */
+    int             retry;          /* woken: a key of another type now is
+                                       no error, the waiter keeps waiting  */
     uint8_t         regs[KV_SHARDS_MAX];    /* shards we registered with   */
     kv_lockop_t    *op;             /* held during an attempt              */
     uv_timer_t      timer;
@@ -114,11 +117,8 @@ static void finish(mwait_t *w, const char *reply, size_t len)
     else wait_free(w);
 }
 
-static void finish_timeout(mwait_t *w)
-{
-    if (w->kind == K_MOVE) finish(w, "$-1\r\n", 5);
-    else finish(w, "*-1\r\n", 5);
-}
+/* What Redis 7.0 answers at a timeout, BLMOVE included. */
+static void finish_timeout(mwait_t *w) { finish(w, "*-1\r\n", 5); }
 
 static void finish_mode(mwait_t *w, int mode)
 {
@@ -210,50 +210,62 @@ static void probe_streams(mwait_t *w)
     }
 }
 
-/* BLMOVE/BRPOPLPUSH: 0 TYPE dst, 1 pop src, 2 push dst (3 done). */
+/* BLMOVE/BRPOPLPUSH, as Redis orders its checks: 0 LLEN src (missing:
+ * wait; another type: WRONGTYPE), 1 TYPE dst (another type: WRONGTYPE),
+ * 2 pop src, 3 push dst, then the element is the reply. */
 static void probe_move(mwait_t *w, const char *elem, size_t elen)
 {
     int lmove = w->cmd->name[1] == 'l';         /* blmove / brpoplpush */
+    static const char *fixed[] = { "llen", "type" };
     kv_resp_arg argv[3];
     const char *name;
-    int shard;
-    if (w->probe == 0) {
-        name = "type", argv[1] = (kv_resp_arg) { w->args[2], w->lens[2] }, shard = shard_of(w, 2);
-    } else if (w->probe == 1) {
-        name = lmove && arg_is(w, 3, "left") ? "lpop" : "rpop";
-        argv[1] = (kv_resp_arg) { w->args[1], w->lens[1] }, shard = shard_of(w, 1);
-    } else {
-        name = !lmove || arg_is(w, 4, "left") ? "lpush" : "rpush";
-        argv[1] = (kv_resp_arg) { w->args[2], w->lens[2] }, shard = shard_of(w, 2);
-        argv[2] = (kv_resp_arg) { elem, elen };
-    }
+    int key;
+    if (w->probe < 2) name = fixed[w->probe], key = w->probe == 0 ? 1 : 2;
+    else if (w->probe == 2) name = lmove && arg_is(w, 3, "left") ? "lpop" : "rpop", key = 1;
+    else name = !lmove || arg_is(w, 4, "left") ? "lpush" : "rpush", key = 2;
     argv[0] = (kv_resp_arg) { name, strlen(name) };
+    argv[1] = (kv_resp_arg) { w->args[key], w->lens[key] };
+    argv[2] = (kv_resp_arg) { elem, elen };
     kv_slot_t *s = probe_slot(w, 1, probe_done);
-    send_part(w, s, 0, shard, name, w->probe == 2 ? 3 : 2, argv);
+    send_part(w, s, 0, shard_of(w, key), name, w->probe == 3 ? 3 : 2, argv);
 }
 
 static void move_step(mwait_t *w, const char *r, size_t len)
 {
     static const char wt[] = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
     switch (w->probe) {
-    case 0:                             /* dst's type: Redis checks it first */
+    case 0:                             /* src's length */
+        if (r[0] == '-' && w->retry) {  /* another type now: keep waiting */
+            register_all(w);
+            return;
+        }
+        if (r[0] == '-') {
+            finish(w, r, len);
+            return;
+        }
+        if (!strcmp(r, ":0\r\n")) {
+            register_all(w);
+            return;
+        }
+        break;
+    case 1:                             /* dst's type */
         if (strcmp(r, "+none\r\n") && strcmp(r, "+list\r\n")) {
             finish(w, wt, sizeof(wt) - 1);
             return;
         }
         break;
-    case 1:                             /* popped? */
-        if (is_null(r, len)) {
-            register_all(w);
-            return;
-        }
+    case 2: {                           /* popped (src is a non-empty list) */
         const char *nl = memchr(r, '\n', len);
         w->elen = (size_t) strtoull(r + 1, NULL, 10);
-        if (!nl || (size_t) (r + len - nl - 1) < w->elen) abort();
+        if (r[0] != '$' || !nl || (size_t) (r + len - nl - 1) < w->elen) {
+            finish(w, r, len);
+            return;
+        }
         w->elem = malloc(w->elen + 1);
         if (!w->elem) abort();
         memcpy(w->elem, nl + 1, w->elen);
         break;
+    }
     default: {                          /* pushed: the element is the reply */
         kv_reply_buf b;
         kv_reply_buf_init(&b);
@@ -307,7 +319,11 @@ static void probe_done(kv_slot_t *s)
     for (int i = 0; i < s->nparts; i++) flat[i] = kv_gather_flatten(&s->parts[i], &len[i]);
     int err = -1;
     for (int i = 0; i < s->nparts; i++) if (len[i] && flat[i][0] == '-' && err < 0) err = i;
-    if (err >= 0) {
+    if (w->kind == K_MOVE) {
+        move_step(w, flat[0], len[0]);
+    } else if (err >= 0 && w->retry && !strncmp(flat[err], "-WRONGTYPE", 10) && w->kind != K_XREAD) {
+        probe_next(w);                  /* another type now: as empty */
+    } else if (err >= 0) {
         finish(w, flat[err], len[err]);
     } else if (w->kind == K_XREAD) {
         kv_reply_buf b;
@@ -322,8 +338,6 @@ static void probe_done(kv_slot_t *s)
             register_all(w);
         }
         kv_reply_buf_free(&b);
-    } else if (w->kind == K_MOVE) {
-        move_step(w, flat[0], len[0]);
     } else if (is_null(flat[0], len[0])) {
         probe_next(w);
     } else {
@@ -439,34 +453,22 @@ static int find_streams(const kv_client_t *c)
     return -1;
 }
 
-/* The timeout in ms (0: none); -1 after answering an error. */
-static long long parse_timeout(kv_client_t *c, kind_e kind, int *at)
+/* The timeout in ms (0: none), parsed as Redis does (block.c); -1 after
+ * answering its error. */
+static long long parse_timeout(kv_client_t *c, kind_e kind)
 {
-    const kv_resp_arg *a = NULL;
+    int at = kind == K_MPOP ? 1 : c->argc - 1;
     if (kind == K_XREAD) {
+        at = -1;
         for (int i = 1; i + 1 < c->argc; i++)
-            if (c->argv[i].len == 5 && !strncasecmp(c->argv[i].ptr, "block", 5)) a = &c->argv[i + 1];
-    } else {
-        a = kind == K_MPOP ? &c->argv[1] : &c->argv[c->argc - 1];
+            if (c->argv[i].len == 5 && !strncasecmp(c->argv[i].ptr, "block", 5)) at = i + 1;
+        if (at < 0) return 0;
     }
-    *at = a ? (int) (a - c->argv) : -1;
-    if (!a) return 0;
-    char buf[64], *end;
-    if (a->len == 0 || a->len >= sizeof(buf)) goto bad;
-    memcpy(buf, a->ptr, a->len);
-    buf[a->len] = '\0';
-    errno = 0;
-    double v = kind == K_XREAD ? (double) strtoll(buf, &end, 10) : strtod(buf, &end) * 1000.0;
-    if (*end || errno || v != v || v > 9.2e18) goto bad;
-    if (v < 0) {
-        kv_fwd_reply_raw(c, "-ERR timeout is negative\r\n", 26);
-        return -1;
-    }
-    return (long long) v;
-bad:
-    if (kind == K_XREAD) kv_fwd_reply_raw(c, "-ERR timeout is not an integer or out of range\r\n", 48);
-    else kv_fwd_reply_raw(c, "-ERR timeout is not a float or out of range\r\n", 45);
-    return -1;
+    long long ms = 0;
+    kv_slot_t *held = kv_fwd_hold(c);   /* its error in c's reply order */
+    int ok = kv_block_timeout(c, at, kind != K_XREAD, &ms);
+    kv_fwd_release(c, held);
+    return ok ? ms : -1;
 }
 
 void kv_bmulti_start(kv_client_t *c, const kv_cmd_t *cmd)
@@ -476,8 +478,7 @@ void kv_bmulti_start(kv_client_t *c, const kv_cmd_t *cmd)
                 : !strcmp(name, "blmpop") || !strcmp(name, "bzmpop")    ? K_MPOP
                 : name[0] == 'x'                                        ? K_XREAD
                                                                         : K_FIRST;
-    int at;
-    long long ms = parse_timeout(c, kind, &at);
+    long long ms = parse_timeout(c, kind);
     if (ms < 0) return;
     mwait_t *w = calloc(1, sizeof(*w));
     if (!w) abort();
@@ -513,6 +514,13 @@ void kv_bmulti_start(kv_client_t *c, const kv_cmd_t *cmd)
     attempt(w);
 }
 
+int kv_bmulti_nwaits(void)
+{
+    int n = 0;
+    for (mwait_t *w = waits; w; w = w->next) n++;
+    return n;
+}
+
 int kv_bmulti_cancel(kv_slot_t *s, int mode)
 {
     for (mwait_t *w = waits; w; w = w->next) {
@@ -529,6 +537,7 @@ void kv_bmulti_ready(uint64_t wid)
     for (mwait_t *w = waits; w; w = w->next) {
         if (w->wid != wid || w->state != S_WAITING) continue;
         unregister(w);
+        w->retry = 1;
         attempt(w);
         return;
     }

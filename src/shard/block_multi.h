@@ -18,6 +18,8 @@ void kv_bmulti_start(kv_client_t *c, const kv_cmd_t *cmd);
 /* s is the slot of such a command: cancel it (forward.h's modes); 1 when
  * s was one. */
 int  kv_bmulti_cancel(kv_slot_t *s, int mode);
+/* Clients of this worker waiting so (INFO blocked_clients). */
+int  kv_bmulti_nwaits(void);
 /* A shard told us one of waiter wid's keys changed. */
 void kv_bmulti_ready(uint64_t wid);
 

@@ -1,16 +1,19 @@
 /*
- * CLIENT ID|SETNAME|GETNAME|INFO|LIST|KILL|NO-EVICT|GETREDIR|UNPAUSE|HELP.
+ * CLIENT ID|SETNAME|GETNAME|INFO|LIST|KILL|UNBLOCK|NO-EVICT|GETREDIR|
+ * UNPAUSE|HELP.
  *
- * Each worker knows only its own connections, so LIST and KILL run on
- * every worker (kv_srv_fanout) and the origin combines: LIST concatenates
- * the lines in id order (Redis lists oldest first, and ids grow with
- * age), KILL adds up the counts. Ids are unique across workers (conn.c).
+ * Each worker knows only its own connections, so LIST, KILL and UNBLOCK
+ * run on every worker (kv_srv_fanout) and the origin combines: LIST
+ * concatenates the lines in id order (Redis lists oldest first, and ids
+ * grow with age), KILL and UNBLOCK add up the counts. Ids are unique
+ * across workers (conn.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "shard/cmd_server.h"
+#include "shard/forward.h"
 #include "shard/pubsub.h"
 
 /* The client running CLIENT LIST/KILL while its own worker's part runs:
@@ -70,6 +73,7 @@ static void client_line(kv_sbuf_t *b, kv_client_t *cl, kv_client_t *self)
     uv_os_fd_t fd = -1;
     size_t argv_mem = 0;
     if (kv_pubsub_active(cl)) *f++ = 'P';
+    if (cl->bslot) *f++ = 'b';          /* a blocking command waits (forward.c) */
     if (cl->close_after_reply) *f++ = 'c';
     if (cl->closing) *f++ = 'A';
     if (cl->h.handle.type == UV_NAMED_PIPE) *f++ = 'U';
@@ -283,17 +287,48 @@ static void kill_old_combine(kv_reply_buf *out, int nparts, char **flat, size_t 
     else kv_reply_error_cstr(out, "No such client");
 }
 
+/* ---- UNBLOCK ---------------------------------------------------------------------------- */
+
+/* CLIENT UNBLOCK id [TIMEOUT|ERROR]: the reason first, then the id, as
+ * Redis; 0 after replying the error. */
+static int unblock_args(kv_client_t *c, long long *id, int *mode)
+{
+    *mode = KV_UNBLOCK_TIMEOUT;
+    if (c->argc == 4) {
+        if (kv_arg_is(&c->argv[3], "timeout")) *mode = KV_UNBLOCK_TIMEOUT;
+        else if (kv_arg_is(&c->argv[3], "error")) *mode = KV_UNBLOCK_ERROR;
+        else {
+            kv_reply_error_cstr(&c->out, "CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+            return 0;
+        }
+    }
+    return kv_arg_ll(c, 2, id);
+}
+
+/* This worker's part: 1 when the client with that id is here and was
+ * blocked (its command is cancelled where it waits, forward.c). */
+static void unblock_part(kv_client_t *c)
+{
+    long long id;
+    int mode, n = 0;
+    if (!unblock_args(c, &id, &mode)) return;
+    for (kv_client_t *cl = c->srv->clients; cl; cl = cl->next)
+        if ((long long) cl->id == id && !cl->closing) n = kv_fwd_unblock(cl, mode);
+    kv_reply_int(&c->out, n);
+}
+
 #define PART(proc, combine) \
     { "client", -2, KV_CMD_ADMIN, 0, 0, 0, KV_ROUTE_ALL, proc, "connection", "2.4.0", NULL, combine }
 static const kv_cmd_t list_all = PART(list_part, list_combine);
 static const kv_cmd_t kill_all = PART(kill_part, kill_combine);
 static const kv_cmd_t kill_old_all = PART(kill_part, kill_old_combine);
+static const kv_cmd_t unblock_all = PART(unblock_part, kill_combine);
 
 /* ---- the command -------------------------------------------------------------------- */
 
 static const kv_subcmd_t subs[] = {
     { "getname", 2 }, { "getredir", 2 }, { "help", 2 }, { "id", 2 }, { "info", 2 }, { "kill", -3 },
-    { "list", -2 }, { "no-evict", 3 }, { "setname", 3 }, { "unpause", 2 }, { NULL, 0 },
+    { "list", -2 }, { "no-evict", 3 }, { "setname", 3 }, { "unblock", -3 }, { "unpause", 2 }, { NULL, 0 },
 };
 
 static const char *const help[] = {
@@ -327,6 +362,8 @@ static const char *const help[] = {
     "    Stop the current client pause, resuming traffic.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
     "NO-EVICT (ON|OFF)",
     "    Protect current client connection from eviction.",
     NULL,
@@ -347,6 +384,18 @@ void kv_client_cmd(kv_client_t *c)
         origin = c;
         kv_srv_fanout(c, n[0] == 'l' ? &list_all : c->argc == 3 ? &kill_old_all : &kill_all);
         origin = NULL;
+    } else if (!strcmp(n, "unblock")) {
+        long long id;
+        int mode;
+        int sl = kv_arg_cstrlen(&c->argv[1]);
+        if (c->argc > 4) {
+            kv_reply_errorf(&c->out, "unknown subcommand or wrong number of arguments for '%.*s'. "
+                            "Try CLIENT HELP.", sl > 128 ? 128 : sl, c->argv[1].ptr);
+        } else if (standin) {
+            unblock_part(c);
+        } else if (unblock_args(c, &id, &mode)) {
+            kv_srv_fanout(c, &unblock_all);
+        }
     } else if (!strcmp(n, "id")) {
         kv_reply_int(&c->out, (long long) c->id);
     } else if (!strcmp(n, "info")) {

@@ -413,6 +413,8 @@ void kv_server_shutdown(kv_server_t *s)
         next = c->next;
         uv_read_stop(&c->h.stream);
         c->close_after_reply = 1;
-        if (!c->writing && kv_reply_buf_len(&c->out) == 0 && !c->slots_head) client_close(c);
+        /* A blocked client would keep the worker up until it is killed
+         * (timeout 0): it is closed, as Redis closes it at shutdown. */
+        if (c->bslot || (!c->writing && kv_reply_buf_len(&c->out) == 0 && !c->slots_head)) client_close(c);
     }
 }

@@ -123,6 +123,37 @@ static void drain(kv_client_t *c)
     if (moved) kv_client_flush(c);
 }
 
+/* Clients whose barrier lifted while a command ran: they go on once it
+ * is over, so their next command is not run nested inside it (where, for
+ * one, a blocking command could not block). */
+static kv_client_t **resumes;
+static int           nresumes, capresumes;
+
+static void resume(kv_client_t *c)
+{
+    if (F.depth == 0) {
+        kv_client_resume(c);
+        return;
+    }
+    for (int i = 0; i < nresumes; i++) if (resumes[i] == c) return;
+    if (nresumes == capresumes) {
+        capresumes = capresumes ? capresumes * 2 : 16;
+        resumes = realloc(resumes, sizeof(*resumes) * (size_t) capresumes);
+        if (!resumes) abort();
+    }
+    resumes[nresumes++] = c;
+}
+
+/* At top level: the clients resumed meanwhile (none is freed before the
+ * loop turns: a client goes in its handle's close callback). */
+static void run_resumes(void)
+{
+    while (nresumes > 0) {
+        kv_client_t *c = resumes[--nresumes];
+        if (!c->barrier || c->closing) kv_client_resume(c);
+    }
+}
+
 static void part_done(kv_slot_t *s)
 {
     if (--s->outstanding > 0) return;
@@ -137,7 +168,10 @@ static void part_done(kv_slot_t *s)
     } else {
         if (c->bslot == s) c->bslot = NULL;
         if (c->slots_head == s) drain(c);   /* may free s */
-        if (barrier) kv_client_resume(c);
+        if (barrier) {
+            c->barrier = 0;
+            resume(c);
+        }
     }
     if (lock) kv_lock_unref(lock);
 }
@@ -170,6 +204,7 @@ static void call(kv_client_t *c, const kv_cmd_t *cmd)
     F.depth++;
     call_stats(c, cmd);
     if (--F.depth == 0 && kv_block_nwaiting() && !kv_lock_busy()) kv_block_serve();
+    if (F.depth == 0 && nresumes) run_resumes();
 }
 
 static void call_stats(kv_client_t *c, const kv_cmd_t *cmd)

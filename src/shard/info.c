@@ -21,6 +21,8 @@
 #include "kv_auto_config.h"
 #include "core/conf.h"
 #include "core/version.h"
+#include "shard/block.h"
+#include "shard/block_multi.h"
 #include "shard/cmd.h"
 #include "shard/cmd_server.h"
 #include "persist/snapshot.h"
@@ -152,9 +154,10 @@ static void clients_section(kv_sbuf_t *b, kv_server_t *s)
     }
     section(b, "Clients");
     F("connected_clients:%llu\r\ncluster_connections:0\r\nmaxclients:%llu\r\n"
-      "client_recent_max_input_buffer:%zu\r\nclient_recent_max_output_buffer:%zu\r\nblocked_clients:0\r\n"
+      "client_recent_max_input_buffer:%zu\r\nclient_recent_max_output_buffer:%zu\r\nblocked_clients:%d\r\n"
       "tracking_clients:0\r\nclients_in_timeout_table:0\r\n",
-      (unsigned long long) s->nconns, (unsigned long long) s->conf->maxclients, max_in, max_out);
+      (unsigned long long) s->nconns, (unsigned long long) s->conf->maxclients, max_in, max_out,
+      kv_block_nwaiting() + kv_bmulti_nwaits());
 }
 
 static void memory_fields(kv_sbuf_t *b, const char *name, double v)

@@ -1,4 +1,5 @@
-/* LPOS, LMOVE, RPOPLPUSH and LMPOP, as Redis 7.0's t_list.c. */
+/* LPOS, LMOVE, RPOPLPUSH and LMPOP, as Redis 7.0's t_list.c (the
+ * blocking forms use kv_list_lmove and kv_list_mpop_args too). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,19 +110,19 @@ static void save_val(saved_val *sv, const kv_lp_val *v)
     sv->p = dst;
 }
 
-static void lmove_generic(kv_client_t *c, int from, int to)
+int kv_list_lmove(kv_client_t *c, int from, int to)
 {
     const kv_resp_arg *sk = &c->argv[1], *dk = &c->argv[2];
     kv_dict_entry *se, *de;
     kv_qlist *src, *dst;
     int found = kv_list_lookup(c, 1, KV_LOOKUP_WRITE, &se, &src);
-    if (found < 0) return;
+    if (found < 0) return 0;
     if (!found) {
         kv_reply_null(&c->out);
-        return;
+        return 0;
     }
     int dfound = kv_list_lookup(c, 2, KV_LOOKUP_WRITE, &de, &dst);
-    if (dfound < 0) return;
+    if (dfound < 0) return 0;
     /* pop first, then push: with src == dst the node layout must be
      * what Redis's pop-then-push leaves */
     kv_ql_pos pos;
@@ -150,42 +151,51 @@ static void lmove_generic(kv_client_t *c, int from, int to)
     kv_notify(c->db, KV_NOTIFY_LIST, to == KV_QL_HEAD ? "lpush" : "rpush", dk->ptr, dk->len);
     kv_notify(c->db, KV_NOTIFY_LIST, from == KV_QL_HEAD ? "lpop" : "rpop", sk->ptr, sk->len);
     kv_notify_if_deleted(c->db, sk->ptr, sk->len);
+    return 1;
 }
 
 void kv_list_lmove_cmd(kv_client_t *c)
 {
     int from, to;
     if (!kv_list_arg_where(c, 3, &from) || !kv_list_arg_where(c, 4, &to)) return;
-    lmove_generic(c, from, to);
+    kv_list_lmove(c, from, to);
 }
 
-void kv_list_rpoplpush_cmd(kv_client_t *c) { lmove_generic(c, KV_QL_TAIL, KV_QL_HEAD); }
+void kv_list_rpoplpush_cmd(kv_client_t *c) { kv_list_lmove(c, KV_QL_TAIL, KV_QL_HEAD); }
+
+/* lmpopGenericCommand's parsing: numkeys, LEFT|RIGHT, [COUNT count]. */
+int kv_list_mpop_args(kv_client_t *c, int ni, long long *numkeys, int *where, long long *count)
+{
+    *count = -1;
+    if (!kv_list_arg_range(c, ni, 1, LLONG_MAX, "numkeys should be greater than 0", numkeys))
+        return 0;
+    if (*numkeys >= c->argc - ni - 1) {
+        kv_reply_syntax(c);
+        return 0;
+    }
+    int wi = ni + 1 + (int)*numkeys;
+    if (!kv_list_arg_where(c, wi, where)) return 0;
+    for (int j = wi + 1; j < c->argc; j++) {
+        int more = c->argc - 1 - j;
+        if (*count == -1 && kv_arg_is(&c->argv[j], "count") && more) {
+            if (!kv_list_arg_range(c, ++j, 1, LLONG_MAX, "count should be greater than 0", count))
+                return 0;
+        } else {
+            kv_reply_syntax(c);
+            return 0;
+        }
+    }
+    if (*count == -1) *count = 1;
+    return 1;
+}
 
 /* LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count] */
 void kv_list_lmpop_cmd(kv_client_t *c)
 {
-    long long numkeys, count = -1;
+    long long numkeys, count;
     int where;
-    if (!kv_list_arg_range(c, 1, 1, LLONG_MAX, "numkeys should be greater than 0", &numkeys))
-        return;
-    if (numkeys >= c->argc - 2) {
-        kv_reply_syntax(c);
-        return;
-    }
-    int wi = 2 + (int)numkeys;
-    if (!kv_list_arg_where(c, wi, &where)) return;
-    for (int j = wi + 1; j < c->argc; j++) {
-        int more = c->argc - 1 - j;
-        if (count == -1 && kv_arg_is(&c->argv[j], "count") && more) {
-            if (!kv_list_arg_range(c, ++j, 1, LLONG_MAX, "count should be greater than 0", &count))
-                return;
-        } else {
-            kv_reply_syntax(c);
-            return;
-        }
-    }
-    if (count == -1) count = 1;
-    for (int j = 2; j < wi; j++) {
+    if (!kv_list_mpop_args(c, 1, &numkeys, &where, &count)) return;
+    for (int j = 2; j < 2 + (int)numkeys; j++) {
         kv_dict_entry *e;
         kv_qlist *ql;
         int found = kv_list_lookup(c, j, KV_LOOKUP_WRITE, &e, &ql);

@@ -84,5 +84,14 @@ void kv_list_reply_range(kv_client_t *c, const kv_qlist *ql, long long start, lo
  * with COUNT, LMPOP): reply order is pop order. Deletes the key when it
  * empties. */
 void kv_list_pop_range(kv_client_t *c, kv_dict_entry *e, kv_qlist *ql, int where, long long n);
+/* Pop one element from `where` and reply it as a bulk (LPOP, BLPOP).
+ * Deletes the key when it empties. */
+void kv_list_pop_one(kv_client_t *c, kv_dict_entry *e, kv_qlist *ql, int where);
+/* LMOVE argv[1] argv[2] (list_move.c): 1 when an element moved, 0 after
+ * replying nil or an error. */
+int kv_list_lmove(kv_client_t *c, int from, int to);
+/* [B]LMPOP's arguments from numkeys at argv[ni]: 0 after replying the
+ * error (count is 1 when not given). */
+int kv_list_mpop_args(kv_client_t *c, int ni, long long *numkeys, int *where, long long *count);
 
 #endif

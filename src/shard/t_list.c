@@ -1,9 +1,9 @@
 /*
- * List commands, reply for reply as Redis 7.0's t_list.c (the blocking
- * ones live elsewhere). LPOS, LMOVE, RPOPLPUSH and LMPOP are in
- * list_move.c. Values are shard/quicklist.h lists; OBJECT ENCODING says
- * "quicklist" for every list, as Redis 7.0 does (the "listpack" encoding
- * of small lists came with 7.2).
+ * List commands, reply for reply as Redis 7.0's t_list.c. LPOS, LMOVE,
+ * RPOPLPUSH and LMPOP are in list_move.c, the blocking ones (BLPOP ...)
+ * in t_list_block.c. Values are shard/quicklist.h lists; OBJECT ENCODING
+ * says "quicklist" for every list, as Redis 7.0 does (the "listpack"
+ * encoding of small lists came with 7.2).
  */
 #include <string.h>
 
@@ -65,6 +65,19 @@ void kv_list_pop_range(kv_client_t *c, kv_dict_entry *e, kv_qlist *ql, int where
     size_t before = kv_ql_mem(ql);
     kv_list_reply_range(c, ql, 0, n, where == KV_QL_TAIL);
     kv_ql_del_range(ql, where == KV_QL_HEAD ? 0 : (uint64_t)(len - n), (uint64_t)n);
+    kv_list_mem(c, ql, before);
+    kv_list_del_if_empty(c, e, ql);
+}
+
+void kv_list_pop_one(kv_client_t *c, kv_dict_entry *e, kv_qlist *ql, int where)
+{
+    kv_ql_pos pos;
+    kv_lp_val v;
+    size_t before = kv_ql_mem(ql);
+    kv_ql_index(ql, where == KV_QL_HEAD ? 0 : -1, &pos);
+    kv_ql_get(&pos, &v);
+    kv_list_reply_val(c, &v);
+    kv_ql_delete(ql, &pos, 1);
     kv_list_mem(c, ql, before);
     kv_list_del_if_empty(c, e, ql);
 }
@@ -132,15 +145,7 @@ static void pop_generic(kv_client_t *c, int where)
         kv_notify_if_deleted(c->db, k->ptr, k->len);
         return;
     }
-    kv_ql_pos pos;
-    kv_lp_val v;
-    size_t before = kv_ql_mem(ql);
-    kv_ql_index(ql, where == KV_QL_HEAD ? 0 : -1, &pos);
-    kv_ql_get(&pos, &v);
-    kv_list_reply_val(c, &v);
-    kv_ql_delete(ql, &pos, 1);
-    kv_list_mem(c, ql, before);
-    kv_list_del_if_empty(c, e, ql);
+    kv_list_pop_one(c, e, ql, where);
     kv_db_changed(c->db, k->ptr, k->len, 1);
     kv_notify(c->db, KV_NOTIFY_LIST, where == KV_QL_HEAD ? "lpop" : "rpop", k->ptr, k->len);
     kv_notify_if_deleted(c->db, k->ptr, k->len);
@@ -338,16 +343,34 @@ void kv_list_lpos_cmd(kv_client_t *c);
 void kv_list_lmove_cmd(kv_client_t *c);
 void kv_list_rpoplpush_cmd(kv_client_t *c);
 void kv_list_lmpop_cmd(kv_client_t *c);
+void kv_list_blpop_cmd(kv_client_t *c);
+void kv_list_brpop_cmd(kv_client_t *c);
+void kv_list_blmove_cmd(kv_client_t *c);
+void kv_list_brpoplpush_cmd(kv_client_t *c);
+void kv_list_blmpop_cmd(kv_client_t *c);
 
 #define W KV_CMD_WRITE
 #define R KV_CMD_READONLY
 #define F KV_CMD_FAST
 #define D KV_CMD_DENYOOM
+#define B (KV_CMD_BLOCKING | KV_CMD_NOSCRIPT)
 #define K KV_ROUTE_KEY
 #define LST(name, arity, flags, proc, since, summary)                                          \
     { name, arity, flags, 1, 1, 1, K, proc, "list", since, summary, NULL }
 
 const kv_cmd_t kv_list_cmds[] = {
+    { "blmove", 6, W | D | B, 1, 2, 1, KV_ROUTE_KEYS, kv_list_blmove_cmd, "list", "6.2.0",
+      "Pop an element from a list, push it to another list and return it; or block until one is "
+      "available", NULL },
+    { "blmpop", -5, W | KV_CMD_BLOCKING, 0, 0, 0, KV_ROUTE_KEYS, kv_list_blmpop_cmd, "list", "7.0.0",
+      "Pop elements from a list, or block until one is available", NULL },
+    { "blpop", -3, W | B, 1, -2, 1, KV_ROUTE_KEYS, kv_list_blpop_cmd, "list", "2.0.0",
+      "Remove and get the first element in a list, or block until one is available", NULL },
+    { "brpop", -3, W | B, 1, -2, 1, KV_ROUTE_KEYS, kv_list_brpop_cmd, "list", "2.0.0",
+      "Remove and get the last element in a list, or block until one is available", NULL },
+    { "brpoplpush", 4, W | D | B, 1, 2, 1, KV_ROUTE_KEYS, kv_list_brpoplpush_cmd, "list", "2.2.0",
+      "Pop an element from a list, push it to another list and return it; or block until one is "
+      "available", NULL },
     LST("lindex", 3, R, lindex_cmd, "1.0.0", "Get an element from a list by its index"),
     LST("linsert", 5, W | D, linsert_cmd, "2.2.0",
         "Insert an element before or after another element in a list"),

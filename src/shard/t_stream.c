@@ -1,16 +1,15 @@
 /* Stream commands, reply for reply as Redis 7.0's t_stream.c: XADD,
  * XLEN, XRANGE, XREVRANGE, XDEL, XTRIM, XREAD, XREADGROUP and the table.
  * Consumer-group commands are in stream_group.c, XINFO in stream_info.c.
- *
- * XREAD/XREADGROUP BLOCK: blocking is not implemented yet. When the
- * command can be served at once it is (as Redis with BLOCK); when it
- * would block, the reply is "-ERR XREAD BLOCK is not supported yet". */
+ * XREAD/XREADGROUP BLOCK wait through shard/block.h. */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/time.h"
+#include "shard/block.h"
 #include "shard/forward.h"
 #include "shard/stream_cmd.h"
 
@@ -298,31 +297,101 @@ static void xtrim_cmd(kv_client_t *c)
 
 /* ---- XREAD / XREADGROUP ----------------------------------------------------- */
 
+/* Nothing to read: wait for the keys, to read again what comes after the
+ * ids; XREAD's $ is the last id the stream had now, as in Redis. */
+static int xread_wait(kv_client_t *c, int streams_arg, int nstreams, const kv_sid *ids, long long timeout)
+{
+    kv_resp_arg av[c->argc];
+    char idbuf[nstreams][48];
+    for (int i = 0; i < c->argc; i++) av[i] = c->argv[i];
+    for (int k = 0; k < nstreams; k++) {
+        kv_resp_arg *a = &av[streams_arg + nstreams + k];
+        if (kv_arg_cstrlen(a) != 1 || a->ptr[0] != '$') continue;
+        *a = (kv_resp_arg) { idbuf[k], (size_t)kv_sid_fmt(idbuf[k], &ids[k]) };
+    }
+    return kv_block_wait(c->argc, av, streams_arg, nstreams, timeout);
+}
+
+/*
+ * A waiter woken by a change of the ready key (Redis's
+ * serveClientsBlockedOnStreamKey): that stream only. A group reader is
+ * told when the stream or its group is gone; otherwise it (and a plain
+ * reader) goes on waiting until the stream's last id passes its own.
+ */
+static void xread_woken(kv_client_t *c, int streams_arg, int nstreams, const kv_resp_arg *gname,
+                        const kv_resp_arg *cname, long long count, int noack)
+{
+    int k = 0;
+    while (k < nstreams && !kv_block_is_ready_key(&c->argv[streams_arg + k])) k++;
+    const kv_resp_arg *key = &c->argv[streams_arg + k];
+    kv_dict_entry *e = k < nstreams ? kv_db_find(c->db, key->ptr, key->len, KV_LOOKUP_NOTOUCH) : NULL;
+    if (!e || kv_db_obj(e)->type != KV_TYPE_STREAM) {
+        if (gname && k < nstreams) kv_reply_error_cstr(&c->out, "-UNBLOCKED the stream key no longer exists");
+        else if (!kv_block_wait(c->argc, c->argv, streams_arg, nstreams, 0)) kv_reply_null_array(&c->out);
+        return;
+    }
+    kv_stream *s = kv_stream_of(e);
+    kv_sgroup *g = NULL;
+    kv_sid gt;
+    if (gname) {
+        if (!(g = kv_stream_group(s, gname->ptr, gname->len))) {
+            kv_reply_error_cstr(&c->out, "-NOGROUP the consumer group this client was blocked on no "
+                                         "longer exists");
+            return;
+        }
+        gt = g->last_id;
+    } else if (kv_sid_parse(c, &c->argv[streams_arg + nstreams + k], &gt, 0, 1, NULL) < 0) {
+        return;
+    }
+    if (kv_sid_cmp(&s->last_id, &gt) <= 0) {
+        if (!kv_block_wait(c->argc, c->argv, streams_arg, nstreams, 0)) kv_reply_null_array(&c->out);
+        return;
+    }
+    KV_SMEM_BEFORE(s);
+    kv_sconsumer *cons = NULL;
+    if (g) {
+        int64_t now = (int64_t)kv_time_unix_ms();
+        cons = kv_sgroup_consumer(g, cname->ptr, cname->len);
+        if (!cons) cons = kv_sgroup_consumer_create(s, g, cname->ptr, cname->len, now);
+        if (cons) cons->seen_time = now;
+    }
+    kv_sid start = gt;
+    kv_sid_incr(&start);
+    kv_reply_array(&c->out, 1);
+    kv_reply_array(&c->out, 2);
+    kv_reply_bulk(&c->out, key->ptr, key->len);
+    if (g && !cons) kv_reply_array(&c->out, 0);     /* out of memory */
+    else kv_sreply_range(c, s, &start, NULL, (size_t)count, 0, g, cons, noack ? KV_RWR_NOACK : 0);
+    KV_SMEM_AFTER(c, s);
+    if (!g) return;
+    kv_db_changed(c->db, key->ptr, key->len, 1);
+    /* Replays as the read of this stream alone, without BLOCK. */
+    char nbuf[24];
+    kv_resp_arg av[10] = { { "XREADGROUP", 10 }, { "GROUP", 5 }, *gname, *cname };
+    int n = 4;
+    if (count) {
+        av[n++] = (kv_resp_arg) { "COUNT", 5 };
+        av[n++] = (kv_resp_arg) { nbuf, (size_t)snprintf(nbuf, sizeof nbuf, "%lld", count) };
+    }
+    if (noack) av[n++] = (kv_resp_arg) { "NOACK", 5 };
+    av[n++] = (kv_resp_arg) { "STREAMS", 7 };
+    av[n++] = *key;
+    av[n++] = (kv_resp_arg) { ">", 1 };
+    kv_fwd_propagate_as(c, n, av);
+}
+
 static void xread_cmd(kv_client_t *c)
 {
     long long timeout = -1, count = 0;
-    int streams_arg = 0, nstreams = 0, noack = 0;
+    int streams_arg = 0, nstreams = 0, noack = 0, block_arg = 0;
     int group = c->argv[0].len == 10;
     const kv_resp_arg *gname = NULL, *cname = NULL;
     for (int i = 1; i < c->argc; i++) {
         int more = c->argc - i - 1;
         const kv_resp_arg *a = &c->argv[i];
         if (kv_arg_is(a, "block") && more) {
-            i++;
-            long long tv;
-            if (!kv_str2ll(c->argv[i].ptr, c->argv[i].len, &tv)) {
-                kv_reply_error_cstr(&c->out, "timeout is not an integer or out of range");
-                return;
-            }
-            if (tv < 0) {
-                kv_reply_error_cstr(&c->out, "timeout is negative");
-                return;
-            }
-            if (tv > 0 && tv > LLONG_MAX - (long long)kv_time_unix_ms()) {
-                kv_reply_error_cstr(&c->out, "timeout is out of range");
-                return;
-            }
-            timeout = tv;
+            if (!kv_block_timeout(c, ++i, 0, &timeout)) return;
+            block_arg = i - 1;
         } else if (kv_arg_is(a, "count") && more) {
             i++;
             if (!kv_arg_ll(c, i, &count)) return;
@@ -364,6 +433,10 @@ static void xread_cmd(kv_client_t *c)
     }
     if (group && !gname) {
         kv_reply_error_cstr(&c->out, "Missing GROUP option for XREADGROUP");
+        return;
+    }
+    if (kv_block_ready_key()) {
+        xread_woken(c, streams_arg, nstreams, gname, cname, count, noack);
         return;
     }
     kv_sid ibuf[8], *ids = ibuf;
@@ -452,7 +525,9 @@ static void xread_cmd(kv_client_t *c)
     for (int k = 0; k < nstreams; k++) {
         kv_dict_entry *e = kv_db_find(c->db, c->argv[streams_arg + k].ptr,
                                       c->argv[streams_arg + k].len, KV_LOOKUP_NOTOUCH);
-        if (!e) continue;
+        /* A stream with nothing for us is left alone: no reply, and (as
+         * in Redis) no consumer created or touched. */
+        if (!e || !serve[k]) continue;
         kv_stream *s = kv_stream_of(e);
         kv_sconsumer *cons = NULL;
         KV_SMEM_BEFORE(s);
@@ -461,22 +536,26 @@ static void xread_cmd(kv_client_t *c)
             if (!cons) cons = kv_sgroup_consumer_create(s, groups[k], cname->ptr, cname->len, now);
             if (cons) cons->seen_time = now;
         }
-        if (serve[k]) {
-            kv_sid start = ids[k];
-            kv_sid_incr(&start);
-            kv_reply_array(&c->out, 2);
-            kv_reply_bulk(&c->out, c->argv[streams_arg + k].ptr, c->argv[streams_arg + k].len);
-            int flags = (noack ? KV_RWR_NOACK : 0) | (serve[k] == 2 ? KV_RWR_HISTORY : 0);
-            if (groups[k] && !cons) kv_reply_array(&c->out, 0); /* out of memory */
-            else kv_sreply_range(c, s, &start, NULL, (size_t)count, 0, groups[k], cons, flags);
-        }
+        kv_sid start = ids[k];
+        kv_sid_incr(&start);
+        kv_reply_array(&c->out, 2);
+        kv_reply_bulk(&c->out, c->argv[streams_arg + k].ptr, c->argv[streams_arg + k].len);
+        int flags = (noack ? KV_RWR_NOACK : 0) | (serve[k] == 2 ? KV_RWR_HISTORY : 0);
+        if (groups[k] && !cons) kv_reply_array(&c->out, 0); /* out of memory */
+        else kv_sreply_range(c, s, &start, NULL, (size_t)count, 0, groups[k], cons, flags);
         KV_SMEM_AFTER(c, s);
         if (groups[k]) kv_db_changed(c->db, c->argv[streams_arg + k].ptr, c->argv[streams_arg + k].len, 1);
     }
     if (serve != sbuf) free(serve);
+    if (group && block_arg && nserve) {     /* what changed replays without BLOCK */
+        kv_resp_arg av[c->argc];
+        int n = 0;
+        for (int i = 0; i < c->argc; i++)
+            if (i != block_arg && i != block_arg + 1) av[n++] = c->argv[i];
+        kv_fwd_propagate_as(c, n, av);
+    }
     if (nserve) goto done;
-    if (timeout != -1) kv_reply_error_cstr(&c->out, "XREAD BLOCK is not supported yet");
-    else kv_reply_null_array(&c->out);
+    if (timeout == -1 || !xread_wait(c, streams_arg, nstreams, ids, timeout)) kv_reply_null_array(&c->out);
 done:
     if (ids != ibuf) free(ids);
     if (groups != gbuf) free(groups);
@@ -490,7 +569,9 @@ done:
     { name, arity, flags, 1, 1, 1, KV_ROUTE_KEY, proc, "stream", since, summary, NULL }
 
 /* XREAD/XREADGROUP: keys after STREAMS (kv_gather_keys); XGROUP/XINFO: the
- * key at 2 except for HELP, which MOVABLE makes the router check. */
+ * key at 2 except for HELP, which MOVABLE makes the router check. XGROUP
+ * is a write (Redis flags its subcommands so): logged, and DESTROY wakes
+ * XREADGROUP waiters with -NOGROUP. */
 const kv_cmd_t kv_stream_cmds[] = {
     STREAM("xack", -4, W | F, kv_xack_cmd, "5.0.0",
            "Marks a pending message as correctly processed, effectively removing it from the "
@@ -509,7 +590,7 @@ const kv_cmd_t kv_stream_cmds[] = {
            "Removes the specified entries from the stream. Returns the number of items actually "
            "deleted, that may be different from the number of IDs passed in case certain IDs do "
            "not exist."),
-    { "xgroup", -2, KV_CMD_MOVABLE, 2, 2, 1, KV_ROUTE_KEY, kv_xgroup_cmd, "stream", "5.0.0",
+    { "xgroup", -2, W | KV_CMD_MOVABLE, 2, 2, 1, KV_ROUTE_KEY, kv_xgroup_cmd, "stream", "5.0.0",
       "A container for consumer groups commands", NULL },
     { "xinfo", -2, KV_CMD_MOVABLE, 2, 2, 1, KV_ROUTE_KEY, kv_xinfo_cmd, "stream", "5.0.0",
       "A container for stream introspection commands", NULL },

@@ -1,7 +1,8 @@
 /* Sorted-set commands, reply for reply as Redis 7.0's t_zset.c: ZADD,
  * ZINCRBY, ZREM, ZCARD, ZSCORE, ZMSCORE, Z[REV]RANK, ZCOUNT, ZLEXCOUNT,
  * ZPOPMIN/MAX, ZMPOP, ZRANDMEMBER, ZSCAN and the command table. Shared
- * helpers: zset_cmd.c; ranges: zset_range.c; unions etc.: zset_setops.c. */
+ * helpers: zset_cmd.c; ranges: zset_range.c; unions etc.: zset_setops.c;
+ * BZPOPMIN/MAX, BZMPOP: t_zset_block.c. */
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -199,9 +200,49 @@ static void zlexcount_cmd(kv_client_t *c)
 
 /* ---- ZPOPMIN, ZPOPMAX, ZMPOP -------------------------------------------- */
 
+/* Pop up to count (< 0: one) elements of the zset at argv[ki], entry e,
+ * from one end, and reply them in one of genericZpopCommand's shapes. */
+void kv_zset_pop_key(kv_client_t *c, int ki, kv_dict_entry *e, int max, int emit, long long count)
+{
+    if (count < 0) count = 1;
+    kv_obj *o = kv_db_obj(e);
+    size_t before = kv_zset_mem(kv_db_ptr(o), o->enc);
+    long long len = (long long)kv_zset_len(o), n = count > len ? len : count;
+    if (emit == KV_ZPOP_NESTED) {
+        /* ZMPOP: [key, [[member, score], ...]] */
+        kv_reply_array(&c->out, 2);
+        kv_reply_bulk(&c->out, c->argv[ki].ptr, c->argv[ki].len);
+        kv_reply_array(&c->out, n);
+    } else if (emit == KV_ZPOP_KEY) {
+        /* BZPOPMIN: [key, member, score] */
+        kv_reply_array(&c->out, n * 2 + 1);
+        kv_reply_bulk(&c->out, c->argv[ki].ptr, c->argv[ki].len);
+    } else {
+        kv_reply_array(&c->out, n * 2);
+    }
+    for (long long i = 0; i < n; i++) {
+        kv_zit it;
+        const char *m;
+        size_t ml;
+        double s;
+        size_t r = max ? kv_zset_len(o) - 1 : 0;
+        kv_zit_rank(&it, o, r);
+        kv_zit_get(&it, &m, &ml, &s);
+        if (emit == KV_ZPOP_NESTED) kv_reply_array(&c->out, 2);
+        kv_reply_bulk(&c->out, m, ml);
+        kv_reply_double(&c->out, s);
+        kv_zset_del_ranks(o, r, r);
+    }
+    kv_zset_account(c->db, o, before);
+    kv_db_changed(c->db, c->argv[ki].ptr, c->argv[ki].len, (unsigned)n);
+    kv_zset_drop_if_empty(c->db, e);
+    kv_notify(c->db, KV_NOTIFY_ZSET, max ? "zpopmax" : "zpopmin", c->argv[ki].ptr, c->argv[ki].len);
+    kv_notify_if_deleted(c->db, c->argv[ki].ptr, c->argv[ki].len);
+}
+
 /* Redis's genericZpopCommand (non-blocking forms): the first non-empty
  * key of keys[0..nkeys), up to count elements from one end. */
-static void zpop_generic(kv_client_t *c, int first, int nkeys, int max, int emitkey,
+static void zpop_generic(kv_client_t *c, int first, int nkeys, int max, int emit,
                          long long count, int nil_when_empty)
 {
     kv_dict_entry *e = NULL;
@@ -219,36 +260,7 @@ static void zpop_generic(kv_client_t *c, int first, int nkeys, int max, int emit
         kv_reply_array(&c->out, 0);
         return;
     }
-    if (count < 0) count = 1;
-    kv_obj *o = kv_db_obj(e);
-    size_t before = kv_zset_mem(kv_db_ptr(o), o->enc);
-    long long len = (long long)kv_zset_len(o), n = count > len ? len : count;
-    if (emitkey) {
-        /* ZMPOP: [key, [[member, score], ...]] */
-        kv_reply_array(&c->out, 2);
-        kv_reply_bulk(&c->out, c->argv[ki].ptr, c->argv[ki].len);
-        kv_reply_array(&c->out, n);
-    } else {
-        kv_reply_array(&c->out, n * 2);
-    }
-    for (long long i = 0; i < n; i++) {
-        kv_zit it;
-        const char *m;
-        size_t ml;
-        double s;
-        size_t r = max ? kv_zset_len(o) - 1 : 0;
-        kv_zit_rank(&it, o, r);
-        kv_zit_get(&it, &m, &ml, &s);
-        if (emitkey) kv_reply_array(&c->out, 2);
-        kv_reply_bulk(&c->out, m, ml);
-        kv_reply_double(&c->out, s);
-        kv_zset_del_ranks(o, r, r);
-    }
-    kv_zset_account(c->db, o, before);
-    kv_db_changed(c->db, c->argv[ki].ptr, c->argv[ki].len, (unsigned)n);
-    kv_zset_drop_if_empty(c->db, e);
-    kv_notify(c->db, KV_NOTIFY_ZSET, max ? "zpopmax" : "zpopmin", c->argv[ki].ptr, c->argv[ki].len);
-    kv_notify_if_deleted(c->db, c->argv[ki].ptr, c->argv[ki].len);
+    kv_zset_pop_key(c, ki, e, max, emit, count);
 }
 
 static void zpop_minmax(kv_client_t *c, int max)
@@ -265,7 +277,7 @@ static void zpop_minmax(kv_client_t *c, int max)
             return;
         }
     }
-    zpop_generic(c, 1, 1, max, 0, count, 0);
+    zpop_generic(c, 1, 1, max, KV_ZPOP_FLAT, count, 0);
 }
 static void zpopmin_cmd(kv_client_t *c) { zpop_minmax(c, 0); }
 static void zpopmax_cmd(kv_client_t *c) { zpop_minmax(c, 1); }
@@ -280,32 +292,40 @@ static int arg_range(kv_client_t *c, int i, long long min, const char *msg, long
     return 1;
 }
 
-static void zmpop_cmd(kv_client_t *c)
+int kv_zmpop_args(kv_client_t *c, int ni, long long *numkeys, int *max, long long *count)
 {
-    long long numkeys, count = -1;
-    int max;
-    if (!arg_range(c, 1, 1, "numkeys should be greater than 0", &numkeys)) return;
-    long long where = 2 + numkeys;
-    if (where >= c->argc) {
+    *count = -1;
+    if (!arg_range(c, ni, 1, "numkeys should be greater than 0", numkeys)) return 0;
+    if (*numkeys >= c->argc - ni - 1) {
         kv_reply_syntax(c);
-        return;
+        return 0;
     }
-    if (kv_arg_is(&c->argv[where], "min")) max = 0;
-    else if (kv_arg_is(&c->argv[where], "max")) max = 1;
+    int where = ni + 1 + (int)*numkeys;
+    if (kv_arg_is(&c->argv[where], "min")) *max = 0;
+    else if (kv_arg_is(&c->argv[where], "max")) *max = 1;
     else {
         kv_reply_syntax(c);
-        return;
+        return 0;
     }
-    for (long long j = where + 1; j < c->argc; j++) {
-        if (count == -1 && kv_arg_is(&c->argv[j], "count") && j + 1 < c->argc) {
+    for (int j = where + 1; j < c->argc; j++) {
+        if (*count == -1 && kv_arg_is(&c->argv[j], "count") && j + 1 < c->argc) {
             j++;
-            if (!arg_range(c, (int)j, 1, "count should be greater than 0", &count)) return;
+            if (!arg_range(c, j, 1, "count should be greater than 0", count)) return 0;
         } else {
             kv_reply_syntax(c);
-            return;
+            return 0;
         }
     }
-    zpop_generic(c, 2, (int)numkeys, max, 1, count < 0 ? 1 : count, 1);
+    if (*count < 0) *count = 1;
+    return 1;
+}
+
+static void zmpop_cmd(kv_client_t *c)
+{
+    long long numkeys, count;
+    int max;
+    if (!kv_zmpop_args(c, 1, &numkeys, &max, &count)) return;
+    zpop_generic(c, 2, (int)numkeys, max, KV_ZPOP_NESTED, count, 1);
 }
 
 /* ---- ZRANDMEMBER ------------------------------------------------------- */
@@ -509,6 +529,7 @@ static void zscan_cmd(kv_client_t *c)
 #define F KV_CMD_FAST
 #define D KV_CMD_DENYOOM
 #define RND KV_CMD_RANDOM
+#define BL (KV_CMD_BLOCKING | KV_CMD_NOSCRIPT)
 #define Z(name, arity, flags, proc, since, summary)                                            \
     { name, arity, flags, 1, 1, 1, KV_ROUTE_KEY, proc, "sorted-set", since, summary }
 /* numkeys commands: the router reads their keys (KV_CMD_MOVABLE, cmd.c) */
@@ -516,6 +537,14 @@ static void zscan_cmd(kv_client_t *c)
     { name, arity, flags, first, first, first, KV_ROUTE_KEYS, proc, "sorted-set", since, summary }
 
 const kv_cmd_t kv_zset_cmds[] = {
+    ZN("bzmpop", -5, W | KV_CMD_BLOCKING, 0, kv_bzmpop_cmd, "7.0.0",
+       "Remove and return members with scores in a sorted set or block until one is available"),
+    { "bzpopmax", -3, W | BL | F, 1, -2, 1, KV_ROUTE_KEYS, kv_bzpopmax_cmd, "sorted-set", "5.0.0",
+      "Remove and return the member with the highest score from one or more sorted sets, or block "
+      "until one is available" },
+    { "bzpopmin", -3, W | BL | F, 1, -2, 1, KV_ROUTE_KEYS, kv_bzpopmin_cmd, "sorted-set", "5.0.0",
+      "Remove and return the member with the lowest score from one or more sorted sets, or block "
+      "until one is available" },
     Z("zadd", -4, W | D | F, zadd_cmd, "1.2.0",
       "Add one or more members to a sorted set, or update its score if it already exists"),
     Z("zcard", 2, R | F, zcard_cmd, "1.2.0", "Get the number of members in a sorted set"),

@@ -33,6 +33,15 @@ size_t kv_zset_store(kv_db_t *db, const kv_resp_arg *key, kv_zval *v);
  * as RESP2 does: member[, score]. */
 void kv_zreply_ranks(kv_client_t *c, const kv_obj *o, size_t from, size_t n, int rev, int scores);
 
+/* Pop up to count (< 0: one) elements from the min or max end of the
+ * zset at argv[ki] (entry e), replied as ZPOPMIN's [m, s, ...] (FLAT),
+ * ZMPOP's [key, [[m, s] ...]] (NESTED) or BZPOPMIN's [key, m, s] (KEY). */
+enum { KV_ZPOP_FLAT, KV_ZPOP_NESTED, KV_ZPOP_KEY };
+void kv_zset_pop_key(kv_client_t *c, int ki, kv_dict_entry *e, int max, int emit, long long count);
+/* [B]ZMPOP's arguments from numkeys at argv[ni]: 0 after replying the
+ * error (count is 1 when not given). */
+int kv_zmpop_args(kv_client_t *c, int ni, long long *numkeys, int *max, long long *count);
+
 /* Handlers of the other command files, listed in t_zset.c's table. */
 void kv_zrange_cmd(kv_client_t *c);
 void kv_zrevrange_cmd(kv_client_t *c);
@@ -51,5 +60,8 @@ void kv_zunionstore_cmd(kv_client_t *c);
 void kv_zinterstore_cmd(kv_client_t *c);
 void kv_zdiffstore_cmd(kv_client_t *c);
 void kv_zintercard_cmd(kv_client_t *c);
+void kv_bzpopmin_cmd(kv_client_t *c);
+void kv_bzpopmax_cmd(kv_client_t *c);
+void kv_bzmpop_cmd(kv_client_t *c);
 
 #endif
