@@ -53,17 +53,9 @@ static void run_one(kv_client_t *c, int argc, kv_resp_arg *argv, const char *pat
 
 static queued_t copy_cmd(int argc, const kv_resp_arg *argv, size_t off)
 {
-    size_t bytes = 0;
-    for (int i = 0; i < argc; i++) bytes += argv[i].len;
-    queued_t q = { argc, malloc(sizeof(kv_resp_arg) * (size_t) argc + bytes + 1), off };
-    if (!q.argv) abort();
-    char *p = (char *) (q.argv + argc);
-    for (int i = 0; i < argc; i++) {
-        memcpy(p, argv[i].ptr, argv[i].len);
-        q.argv[i] = (kv_resp_arg) { p, argv[i].len };
-        p += argv[i].len;
-    }
-    return q;
+    void *mem = malloc(kv_resp_argv_size(argc, argv) + 1);
+    if (!mem) abort();
+    return (queued_t) { argc, kv_resp_argv_copy(mem, argc, argv), off };
 }
 
 static int all_nul(const char *p, size_t n)

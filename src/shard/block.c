@@ -172,19 +172,11 @@ int kv_block_wait(int argc, const kv_resp_arg *argv, int first, int nkeys, long 
         B.would_block = 1;
         return 0;
     }
-    size_t bytes = 0;
-    for (int i = 0; i < argc; i++) bytes += argv[i].len;
-    waiter_t *w = calloc(1, sizeof(*w) + sizeof(kv_resp_arg) * (size_t) argc + sizeof(node_t) * (size_t) nkeys
-                                + bytes);
+    /* One allocation: the waiter, its key nodes, its argv and bytes. */
+    waiter_t *w = calloc(1, sizeof(*w) + sizeof(node_t) * (size_t) nkeys + kv_resp_argv_size(argc, argv));
     if (!w) abort();
-    w->argv = (kv_resp_arg *) (w + 1);
-    w->nodes = (node_t *) (w->argv + argc);
-    char *p = (char *) (w->nodes + nkeys);
-    for (int i = 0; i < argc; i++) {
-        if (argv[i].len) memcpy(p, argv[i].ptr, argv[i].len);
-        w->argv[i] = (kv_resp_arg) { p, argv[i].len };
-        p += argv[i].len;
-    }
+    w->nodes = (node_t *) (w + 1);
+    w->argv = kv_resp_argv_copy(w->nodes + nkeys, argc, argv);
     w->argc = argc;
     w->cmd = kv_cmd_lookup_any(argv[0].ptr, argv[0].len);
     w->group = w->cmd && !strcmp(w->cmd->name, "xreadgroup");

@@ -414,8 +414,7 @@ static void locked(kv_lockop_t *op, int failed, void *data)
     w->op = op;
     if (failed >= 0) {
         char msg[96];
-        int n = snprintf(msg, sizeof(msg), "-LOADING kevy shard %d is restarting\r\n", failed);
-        finish(w, msg, (size_t) n);
+        finish(w, msg, kv_fwd_loading_msg(msg, sizeof(msg), failed));
         return;
     }
     if (w->end_mode >= 0 || !w->slot->client) {

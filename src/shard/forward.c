@@ -150,7 +150,7 @@ static void run_resumes(void)
 {
     while (nresumes > 0) {
         kv_client_t *c = resumes[--nresumes];
-        if (!c->barrier || c->closing) kv_client_resume(c);
+        if (!c->barrier) kv_client_resume(c);   /* else it waits for something new */
     }
 }
 
@@ -333,11 +333,16 @@ static void pend_release(uint32_t i)
     F.free_head = i;
 }
 
+size_t kv_fwd_loading_msg(char *buf, size_t cap, int shard)
+{
+    int n = snprintf(buf, cap, "-LOADING kevy shard %d is restarting\r\n", shard);
+    return n < 0 ? 0 : (size_t) n < cap ? (size_t) n : cap - 1;
+}
+
 static void reply_loading(kv_reply_buf *b, int peer)
 {
     char msg[96];
-    int n = snprintf(msg, sizeof(msg), "-LOADING kevy shard %d is restarting\r\n", peer);
-    kv_reply_raw(b, msg, (size_t) n);
+    kv_reply_raw(b, msg, kv_fwd_loading_msg(msg, sizeof(msg), peer));
 }
 
 static int peer_up(int peer)
@@ -451,20 +456,10 @@ static void send_rep(uint32_t to, uint64_t token, kv_reply_buf *out)
     int n = kv_reply_buf_iov(out, iov + 1, 64);
     if (n == 64 && kv_reply_buf_len(out) > 0) {
         /* A reply spread over more blocks than we gather: flatten it. */
-        size_t total = kv_reply_buf_len(out);
-        char *flat = malloc(8 + total);
-        if (!flat) abort();
-        memcpy(flat, &token, 8);
-        size_t off = 8;
-        while ((n = kv_reply_buf_iov(out, iov, 64)) > 0) {
-            size_t got = 0;
-            for (int i = 0; i < n; i++) {
-                memcpy(flat + off, iov[i].iov_base, iov[i].iov_len);
-                off += iov[i].iov_len, got += iov[i].iov_len;
-            }
-            kv_reply_buf_consume(out, got);
-        }
-        kv_ringio_send(F.io, to, FRAME_REP, flat, off);
+        size_t total;
+        char *flat = kv_gather_flatten(out, &total);
+        iov[1].iov_base = flat, iov[1].iov_len = total;
+        kv_ringio_sendv(F.io, to, FRAME_REP, iov, 2);
         free(flat);
     } else {
         kv_ringio_sendv(F.io, to, FRAME_REP, iov, n + 1);
@@ -767,8 +762,7 @@ static void locked_cmd_run(kv_lockop_t *op, int failed, void *data)
     kv_client_t *c = kv_lock_client(op);
     if (c && failed >= 0) {
         char msg[96];
-        int n = snprintf(msg, sizeof(msg), "-LOADING kevy shard %d is restarting\r\n", failed);
-        kv_fwd_reply_raw(c, msg, (size_t) n);
+        kv_fwd_reply_raw(c, msg, kv_fwd_loading_msg(msg, sizeof(msg), failed));
         kv_client_resume(c);
     } else if (c) {
         c->argc = lc->argc, c->argv = lc->argv;
@@ -798,18 +792,10 @@ static void route_locked(kv_client_t *c, const kv_cmd_t *cmd, int split)
         route_multi(c, cmd, split);     /* already locked, or malformed */
         return;
     }
-    size_t bytes = 0;
-    for (int i = 0; i < c->argc; i++) bytes += c->argv[i].len;
-    locked_cmd_t *lc = malloc(sizeof(*lc) + sizeof(kv_resp_arg) * (size_t) c->argc + bytes);
+    locked_cmd_t *lc = malloc(sizeof(*lc) + kv_resp_argv_size(c->argc, c->argv));
     if (!lc) abort();
     lc->cmd = cmd, lc->split = split, lc->argc = c->argc;
-    lc->argv = (kv_resp_arg *) (lc + 1);
-    char *p = (char *) (lc->argv + c->argc);
-    for (int i = 0; i < c->argc; i++) {
-        memcpy(p, c->argv[i].ptr, c->argv[i].len);
-        lc->argv[i] = (kv_resp_arg) { p, c->argv[i].len };
-        p += c->argv[i].len;
-    }
+    lc->argv = kv_resp_argv_copy(lc + 1, c->argc, c->argv);
     c->barrier = 1;                     /* its next commands wait for it */
     kv_lock_acquire(shards, n, c, locked_cmd_run, lc);
 }

@@ -73,6 +73,9 @@ void kv_fwd_propagate_raw(kv_client_t *c, int argc, const kv_resp_arg *argv);
  * transaction, multi.c), NULL to stop: they take part in its lock. */
 struct kv_lockop_s;
 struct kv_lockop_s *kv_fwd_under_lock(struct kv_lockop_s *op);   /* returns the previous */
+/* Redis's -LOADING text for a shard that is down or restarting, into
+ * buf; its length. */
+size_t kv_fwd_loading_msg(char *buf, size_t cap, int shard);
 /* A reply (RESP bytes) in c's reply order. */
 void kv_fwd_reply_raw(kv_client_t *c, const char *msg, size_t len);
 

@@ -59,17 +59,9 @@ void kv_lock_defer_frame(int from, uint16_t type, const void *bytes, size_t len)
 
 void kv_lock_defer_local(kv_slot_t *s, int part, const kv_cmd_t *cmd, int argc, const kv_resp_arg *argv)
 {
-    size_t bytes = 0;
-    for (int i = 0; i < argc; i++) bytes += argv[i].len;
-    waiter_t *w = waiter_new(W_LOCAL_RUN, sizeof(kv_resp_arg) * (size_t) argc + bytes);
+    waiter_t *w = waiter_new(W_LOCAL_RUN, kv_resp_argv_size(argc, argv));
     w->slot = s, w->part = part, w->cmd = cmd, w->argc = argc;
-    w->argv = (kv_resp_arg *) w->bytes;
-    char *p = w->bytes + sizeof(kv_resp_arg) * (size_t) argc;
-    for (int i = 0; i < argc; i++) {
-        memcpy(p, argv[i].ptr, argv[i].len);
-        w->argv[i] = (kv_resp_arg) { p, argv[i].len };
-        p += argv[i].len;
-    }
+    w->argv = kv_resp_argv_copy(w->bytes, argc, argv);
 }
 
 static void acquire_next(kv_lockop_t *op);

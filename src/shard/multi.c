@@ -39,13 +39,6 @@ static void clear_queue(kv_multi_t *m)
     m->active = m->dirty = 0;
 }
 
-static kv_resp_arg copy_arg(const char *p, size_t n, char **dst)
-{
-    memcpy(*dst, p, n);
-    kv_resp_arg a = { *dst, n };
-    *dst += n;
-    return a;
-}
 
 /* ---- WATCH bookkeeping ----------------------------------------------------- */
 
@@ -119,19 +112,15 @@ int kv_multi_queueing(kv_client_t *c, const kv_cmd_t *cmd)
 void kv_multi_queue(kv_client_t *c, const kv_cmd_t *cmd)
 {
     kv_multi_t *m = c->multi;
-    size_t bytes = 0;
-    for (int i = 0; i < c->argc; i++) bytes += c->argv[i].len;
     if (m->nq == m->qcap) {
         m->qcap = m->qcap ? m->qcap * 2 : 8;
         m->q = realloc(m->q, sizeof(queued_t) * (size_t) m->qcap);
         if (!m->q) abort();
     }
     /* One allocation: the argv array, then the argument bytes. */
-    kv_resp_arg *argv = malloc(sizeof(kv_resp_arg) * (size_t) c->argc + bytes + 1);
-    if (!argv) abort();
-    char *p = (char *) (argv + c->argc);
-    for (int i = 0; i < c->argc; i++) argv[i] = copy_arg(c->argv[i].ptr, c->argv[i].len, &p);
-    m->q[m->nq++] = (queued_t) { c->argc, argv };
+    void *mem = malloc(kv_resp_argv_size(c->argc, c->argv) + 1);
+    if (!mem) abort();
+    m->q[m->nq++] = (queued_t) { c->argc, kv_resp_argv_copy(mem, c->argc, c->argv) };
     (void) cmd;
     kv_reply_status(&c->out, "QUEUED");
 }

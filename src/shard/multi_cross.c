@@ -137,8 +137,7 @@ static void locked(kv_lockop_t *op, int failed, void *data)
         unwatch_keys(r);
         if (c) {
             char msg[96];
-            int n = snprintf(msg, sizeof(msg), "-LOADING kevy shard %d is restarting\r\n", failed);
-            kv_fwd_reply_raw(c, msg, (size_t) n);
+            kv_fwd_reply_raw(c, msg, kv_fwd_loading_msg(msg, sizeof(msg), failed));
         }
         finish(c, r);
         if (c) kv_client_resume(c);

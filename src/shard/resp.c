@@ -350,3 +350,22 @@ size_t kv_resp_want(const kv_resp_parser *p, size_t len)
     size_t need = p->pos + (size_t)p->bulklen + 2;
     return need > len ? need - len : 0;
 }
+
+size_t kv_resp_argv_size(int argc, const kv_resp_arg *argv)
+{
+    size_t n = sizeof(kv_resp_arg) * (size_t) argc;
+    for (int i = 0; i < argc; i++) n += argv[i].len;
+    return n;
+}
+
+kv_resp_arg *kv_resp_argv_copy(void *mem, int argc, const kv_resp_arg *argv)
+{
+    kv_resp_arg *a = mem;
+    char *p = (char *) (a + argc);
+    for (int i = 0; i < argc; i++) {
+        if (argv[i].len) memcpy(p, argv[i].ptr, argv[i].len);
+        a[i] = (kv_resp_arg) { p, argv[i].len };
+        p += argv[i].len;
+    }
+    return a;
+}

@@ -94,6 +94,12 @@ int kv_resp_parse(kv_resp_parser *p, char *buf, size_t len);
  * returned (including the last one) or ignored: they may be dropped. */
 size_t kv_resp_consumed(const kv_resp_parser *p);
 
+/* Keeping a command past its buffer: kv_resp_argv_size() bytes hold its
+ * argv array then its argument bytes; kv_resp_argv_copy() writes them at
+ * mem and returns the array (pointing into mem). */
+size_t       kv_resp_argv_size(int argc, const kv_resp_arg *argv);
+kv_resp_arg *kv_resp_argv_copy(void *mem, int argc, const kv_resp_arg *argv);
+
 /* The caller removed n <= kv_resp_consumed() bytes from the front of the
  * buffer. Invalidates argv of a returned command. */
 void kv_resp_discard(kv_resp_parser *p, size_t n);
