@@ -24,7 +24,7 @@
 #include "shard/route.h"
 #include "shard/watch.h"
 
-const kv_cmd_t *internal(const char *name) { return kv_cmd_lookup_any(name, strlen(name)); }
+const kv_cmd_t *kv_multi_internal(const char *name) { return kv_cmd_lookup_any(name, strlen(name)); }
 
 static kv_multi_t *state(kv_client_t *c)
 {
@@ -55,7 +55,7 @@ static void ok_combine(kv_slot_t *s)
 
 /* Send `name id key...` to every shard holding some of the keys. With a
  * client, its reply is +OK once all answered; without, nobody waits. */
-void per_shard(kv_client_t *c, const char *name, int n, const kv_resp_arg *keys, uint64_t id)
+void kv_multi_per_shard(kv_client_t *c, const char *name, int n, const kv_resp_arg *keys, uint64_t id)
 {
     int nsh = kv_route_nshards(), shard_of[n > 0 ? n : 1], used[KV_SHARDS_MAX] = { 0 }, nparts = 0;
     for (int i = 0; i < n; i++) {
@@ -77,7 +77,7 @@ void per_shard(kv_client_t *c, const char *name, int n, const kv_resp_arg *keys,
         argv[argc++] = (kv_resp_arg) { name, strlen(name) };
         argv[argc++] = (kv_resp_arg) { idbuf, strlen(idbuf) };
         for (int i = 0; i < n; i++) if (shard_of[i] == sh) argv[argc++] = keys[i];
-        kv_fwd_part(s, p++, sh, internal(name), argc, argv);
+        kv_fwd_part(s, p++, sh, kv_multi_internal(name), argc, argv);
     }
     free(argv);
 }
@@ -89,7 +89,7 @@ static void unwatch_all(kv_client_t *c)
     kv_resp_arg *keys = malloc(sizeof(*keys) * (size_t) m->nw);
     if (!keys) abort();
     for (int i = 0; i < m->nw; i++) keys[i] = (kv_resp_arg) { m->w[i].key, m->w[i].len };
-    per_shard(NULL, "kevy.unwatch", m->nw, keys, c->id);
+    kv_multi_per_shard(NULL, "kevy.unwatch", m->nw, keys, c->id);
     free(keys);
     for (int i = 0; i < m->nw; i++) free(m->w[i].key);
     m->nw = 0;
@@ -169,7 +169,7 @@ static void watch_cmd(kv_client_t *c)
         memcpy(k, c->argv[i].ptr, c->argv[i].len);
         m->w[m->nw++] = (watched_t) { k, c->argv[i].len, kv_route_shard(k, c->argv[i].len) };
     }
-    per_shard(c, "kevy.watch", c->argc - 1, c->argv + 1, c->id);
+    kv_multi_per_shard(c, "kevy.watch", c->argc - 1, c->argv + 1, c->id);
 }
 
 static void unwatch_cmd(kv_client_t *c)
@@ -237,7 +237,7 @@ static void exec_cmd(kv_client_t *c)
         for (int j = 0; j < m->q[i].argc; j++) argv[a++] = m->q[i].argv[j];
     }
     kv_slot_t *s = kv_fwd_slot(c, 1, NULL);
-    kv_fwd_part(s, 0, shard, internal("kevy.exec"), a, argv);
+    kv_fwd_part(s, 0, shard, kv_multi_internal("kevy.exec"), a, argv);
     free(argv);
     free(nums);
     clear_queue(m);

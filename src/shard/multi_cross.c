@@ -55,7 +55,7 @@ static void unwatch_keys(kv_txrun_t *r)
     if (r->nw == 0) return;
     kv_resp_arg keys[r->nw];
     for (int i = 0; i < r->nw; i++) keys[i] = (kv_resp_arg) { r->w[i].key, r->w[i].len };
-    per_shard(NULL, "kevy.unwatch", r->nw, keys, r->id);
+    kv_multi_per_shard(NULL, "kevy.unwatch", r->nw, keys, r->id);
 }
 
 static void finish(kv_client_t *c, kv_txrun_t *r)
@@ -124,7 +124,7 @@ static void check_watches(kv_client_t *c, kv_txrun_t *r)
         argv[argc++] = (kv_resp_arg) { "kevy.wcheck", 11 };
         argv[argc++] = (kv_resp_arg) { idbuf, strlen(idbuf) };
         for (int i = 0; i < r->nw; i++) if (r->w[i].shard == sh) argv[argc++] = (kv_resp_arg) { r->w[i].key, r->w[i].len };
-        kv_fwd_part(s, p++, sh, internal("kevy.wcheck"), argc, argv);
+        kv_fwd_part(s, p++, sh, kv_multi_internal("kevy.wcheck"), argc, argv);
     }
 }
 

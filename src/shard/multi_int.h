@@ -32,10 +32,10 @@ struct kv_multi_s {
     kv_txrun_t *run;            /* a cross-shard EXEC in progress        */
 };
 
-const kv_cmd_t *internal(const char *name);
+const kv_cmd_t *kv_multi_internal(const char *name);
 /* Send `name id key...` to every shard holding some of the keys; with a
  * client its reply is +OK once all answered, without nobody waits. */
-void per_shard(kv_client_t *c, const char *name, int n, const kv_resp_arg *keys, uint64_t id);
+void kv_multi_per_shard(kv_client_t *c, const char *name, int n, const kv_resp_arg *keys, uint64_t id);
 
 /* EXEC of a transaction over these shards (multi_cross.c): takes the
  * queue and the watches out of m. */
