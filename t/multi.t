@@ -165,4 +165,36 @@ is_deeply($c->cmd('MGET', 'pair1', 'pair2'), [ 50 * $writers, 50 * $writers ], '
 is($msetbroken, 0, 'a cross-shard MSET was never seen half applied');
 is($renbroken, 0, 'a cross-shard RENAME was never seen half done (EXISTS src dst always 1)');
 
+# A client that leaves in the middle of its cross-shard EXEC (here while a
+# cross-shard RENAME inside it is between rounds) does not leave the
+# transaction half run: every command of it runs, or none.
+{
+    my %tag;
+    for my $t (1 .. 12) { my $o = $k->owner_of("{t$t}"); $tag{$o} //= "t$t"; last if keys %tag >= 2 }
+    my ($ta, $tb) = (values %tag)[0, 1];
+    my $big = 'v' x 200_000;
+    my $n = 120;
+    my ($before) = $c->cmd('INFO', 'clients') =~ /connected_clients:(\d+)/;
+    $c->cmd('SET', "{$ta}src$_", $big) for 1 .. $n;
+    for my $i (1 .. $n) {
+        my $q = $k->connect;
+        $q->send_raw(join '', map { Kevy::Conn::encode(@$_) }
+            [ 'MULTI' ], [ 'SET', "{$ta}k1:$i", 1 ], [ 'RENAME', "{$ta}src$i", "{$tb}dst$i" ],
+            [ 'SET', "{$tb}k2:$i", 1 ], [ 'SET', "{$ta}k3:$i", 1 ], [ 'EXEC' ]);
+        sleep(($i % 12) * 0.0002);
+        $q->close;
+    }
+    # Every one of them gone (a client whose EXEC runs stays until its end).
+    ok(Kevy::wait_until(sub { $c->cmd('INFO', 'clients') =~ /connected_clients:$before\r/ }, 10), 'the clients left');
+    my ($whole, $none, $half) = (0, 0, 0);
+    for my $i (1 .. $n) {
+        my $e = $c->cmd('EXISTS', "{$ta}k1:$i", "{$tb}dst$i", "{$tb}k2:$i", "{$ta}k3:$i");
+        my $src = $c->cmd('EXISTS', "{$ta}src$i");
+        if ($e eq ':4' && $src eq ':0') { $whole++ }
+        elsif ($e eq ':0' && $src eq ':1') { $none++ }
+        else { $half++; diag("transaction $i: EXISTS k1 dst k2 k3 = $e, src = $src") }
+    }
+    is($half, 0, "clients leaving mid-EXEC: $whole transactions ran whole, $none not at all, none half");
+}
+
 done_testing;

@@ -88,15 +88,26 @@ static void client_free_cb(uv_handle_t *h)
     if (s->shutting_down && s->nconns == 0 && s->on_drained) s->on_drained(s);
 }
 
-static void client_close(kv_client_t *c)
+static void client_teardown(kv_client_t *c)
 {
-    if (c->closing) return;
-    c->closing = 1;
     kv_fwd_client_gone(c);
     kv_multi_client_gone(c);
     kv_aof_client_gone(c);
     if (c->ps) kv_pubsub_client_gone(c);    /* pub/sub: no more pushes */
     uv_close(&c->h.handle, client_free_cb);
+}
+
+static void client_close(kv_client_t *c)
+{
+    if (c->closing) return;
+    c->closing = 1;
+    /* A cross-shard EXEC that began to run its commands goes on to its
+     * end (atomicity); kv_client_resume tears the client down then. */
+    if (kv_multi_running(c)) {
+        uv_read_stop(&c->h.stream);
+        return;
+    }
+    client_teardown(c);
 }
 
 void kv_client_close_after_reply(kv_client_t *c)
@@ -333,8 +344,12 @@ void kv_client_resume(kv_client_t *c)
 {
     c->barrier = 0;
     if (c->multi && kv_multi_resume(c)) return;     /* a cross-shard EXEC goes on */
+    if (c->closing) {                   /* it waited for that EXEC to end */
+        if (!uv_is_closing(&c->h.handle)) client_teardown(c);
+        return;
+    }
     /* Inside process_input (the chain finished at once) its loop goes on. */
-    if (c->in_input || c->closing || c->paused) return;
+    if (c->in_input || c->paused) return;
     process_input(c);
     flush_output(c);
 }

@@ -253,6 +253,8 @@ void kv_multi_reset(kv_client_t *c)
     unwatch_all(c);
 }
 
+int kv_multi_running(const kv_client_t *c) { return c->multi && kv_multi_cross_running(c->multi); }
+
 void kv_multi_client_gone(kv_client_t *c)
 {
     if (!c->multi) return;

@@ -20,6 +20,9 @@ void kv_multi_flag(kv_client_t *c);
 void kv_multi_reset(kv_client_t *c);
 /* The client is closing. */
 void kv_multi_client_gone(kv_client_t *c);
+/* A cross-shard EXEC of c has begun to run its commands: it must run to
+ * its end, client or not, so c's teardown waits for it (conn.c). */
+int  kv_multi_running(const kv_client_t *c);
 /* c's barrier was lifted: a cross-shard EXEC of c goes on; 1 while it
  * still runs (its next commands keep waiting). */
 int  kv_multi_resume(kv_client_t *c);

@@ -17,7 +17,9 @@
  * the one of running them back to back, and nobody sees it half done.
  *
  * The client's barrier is up from EXEC to the end, so its next commands
- * wait; kv_client_resume calls kv_multi_resume, which goes on.
+ * wait; kv_client_resume calls kv_multi_resume, which goes on. A client
+ * that leaves once the commands began to run stays until the last one is
+ * routed (conn.c), so a transaction is never left half run.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,6 +182,11 @@ void kv_multi_exec_cross(kv_client_t *c, kv_multi_t *m, const int *shards, int n
     kv_lock_acquire(shards, n, c, locked, r);
 }
 
+/* Once the commands run, the client's teardown waits (conn.c), so the
+ * rest of the transaction is routed even though nobody reads the replies;
+ * before that, leaving costs nothing: no command of it has run. */
+int kv_multi_cross_running(const kv_multi_t *m) { return m->run && m->run->started && !m->run->checking; }
+
 void kv_multi_cross_gone(kv_multi_t *m)
 {
     kv_txrun_t *r = m->run;
@@ -190,6 +197,5 @@ void kv_multi_cross_gone(kv_multi_t *m)
         r->orphan = 1;
         return;
     }
-    /* A command of it (a chain) is still out: the rest is not run. */
-    finish(NULL, r);
+    finish(NULL, r);                    /* not reached: see kv_multi_cross_running */
 }

@@ -41,5 +41,6 @@ void kv_multi_per_shard(kv_client_t *c, const char *name, int n, const kv_resp_a
  * queue and the watches out of m. */
 void kv_multi_exec_cross(kv_client_t *c, kv_multi_t *m, const int *shards, int n);
 void kv_multi_cross_gone(kv_multi_t *m);
+int  kv_multi_cross_running(const kv_multi_t *m);
 
 #endif
