@@ -105,6 +105,7 @@ static void client_close(kv_client_t *c)
      * end (atomicity); kv_client_resume tears the client down then. */
     if (kv_multi_running(c)) {
         uv_read_stop(&c->h.stream);
+        c->close_waits = 1;
         return;
     }
     client_teardown(c);
@@ -344,8 +345,11 @@ void kv_client_resume(kv_client_t *c)
 {
     c->barrier = 0;
     if (c->multi && kv_multi_resume(c)) return;     /* a cross-shard EXEC goes on */
-    if (c->closing) {                   /* it waited for that EXEC to end */
-        if (!uv_is_closing(&c->h.handle)) client_teardown(c);
+    if (c->closing) {
+        if (c->close_waits) {           /* it waited for that EXEC to end */
+            c->close_waits = 0;
+            client_teardown(c);
+        }
         return;
     }
     /* Inside process_input (the chain finished at once) its loop goes on. */

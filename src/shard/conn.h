@@ -73,6 +73,7 @@ struct kv_client_s {
     uint8_t         dbnum;          /* SELECT: always 0 (one database)    */
     char            addr[64], laddr[64];  /* cached by kv_client_addr     */
     unsigned        writing:1, close_after_reply:1, closing:1, paused:1;
+    unsigned        close_waits:1;  /* closing once its cross-shard EXEC ends */
     /* A multi-round command (chain.c) is still executing: the client's
      * next commands wait, so they see its effects (RENAME a b; GET b). */
     unsigned        barrier:1, in_input:1;
