@@ -409,6 +409,8 @@ static void prepare_cb(uv_prepare_t *h)
     /* work = frames in or out this turn; a backlog that cannot move is
      * not work (we park, and its consumer rings us when it frees space) */
     bool work = kv_ringio_poll(io) > 0;
+    if (io->conf.on_turn_end)
+        io->conf.on_turn_end(io, io->data);
     work |= flush(io) > 0;
     uint64_t now = kv_time_mono_us();
     if (work) {

@@ -60,6 +60,9 @@ typedef struct {
     kv_ringio_reset_cb on_peer_reset;   /* may be NULL                       */
     uint32_t spin_us;                   /* ring.spin_us; 0 = park at once    */
     uint32_t batch;                     /* frames per ring per turn; 0 = 256 */
+    /* May be NULL: called once a turn, after the frames are delivered and
+     * before what was sent is published (a last chance to send). */
+    void (*on_turn_end)(kv_ringio_t *io, void *data);
 } kv_ringio_conf_t;
 
 typedef struct {

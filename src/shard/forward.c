@@ -382,8 +382,9 @@ static void send_req(kv_slot_t *s, int part, int peer, int argc, const kv_resp_a
         memcpy(p, argv[i].ptr, argv[i].len), p += argv[i].len;
     }
     /* Under a lock: LREQ, which the locked shard runs at once. */
-    uint64_t lock_id = s->lock ? kv_lock_id(s->lock) : 0;
+    uint64_t lock_id = s->lock ? kv_lock_wire_id(s->lock, (int) peer) : 0;
     if (s->lock) memcpy(F.scratch, &lock_id, 8);
+    else kv_lock_before_request((int) peer);
     if (kv_ringio_send(F.io, (uint32_t) peer, s->lock ? FRAME_LREQ : FRAME_REQ, F.scratch + (s->lock ? 0 : 8),
                        s->lock ? need : need - 8) != 0) {
         pend_release(idx);
@@ -586,6 +587,14 @@ int kv_fwd_peer_up(int peer) { return peer_up(peer); }
 void kv_fwd_send_bready(int peer, uint64_t wid) { kv_fwd_send(peer, FRAME_BREADY, &wid, 8); }
 
 /* A peer died: nothing it owed us will come; answer -LOADING instead. */
+/* The end of a loop turn: holds on other shards nobody of ours wants go
+ * back (lock.c). */
+static void on_turn_end(kv_ringio_t *io, void *data)
+{
+    (void) io, (void) data;
+    kv_lock_turn_end();
+}
+
 static void on_peer_reset(kv_ringio_t *io, uint32_t peer, uint32_t old_gen, uint32_t new_gen, void *data)
 {
     (void) io, (void) data;
@@ -938,7 +947,8 @@ int kv_fwd_start(kv_server_t *srv, uv_loop_t *loop, kv_segment_t *seg, int self,
     F.remote.srv = srv;
     F.remote.db = srv->db;
     kv_reply_buf_init(&F.remote.out);
-    kv_ringio_conf_t conf = { .on_frame = on_frame, .on_peer_reset = on_peer_reset, .spin_us = spin_us };
+    kv_ringio_conf_t conf = { .on_frame = on_frame, .on_peer_reset = on_peer_reset, .spin_us = spin_us,
+                              .on_turn_end = on_turn_end };
     F.io = kv_ringio_start(loop, seg, (uint32_t) self, &conf, NULL);
     if (!F.io) {
         kv_log_warning("cannot attach to the rings: %s", strerror(errno));

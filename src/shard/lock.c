@@ -8,6 +8,7 @@
 #include "shard/gather.h"
 #include "shard/lock.h"
 #include "shard/route.h"
+#include "event/segment.h"
 
 /* ---- shard side ----------------------------------------------------------- */
 
@@ -126,9 +127,39 @@ void kv_lock_on_unlock(int from, uint64_t id) { release_here(from, id); }
 
 /* ---- coordinator side ----------------------------------------------------- */
 
+/*
+ * A shard of another worker is locked through a *hold*, one per shard:
+ * the shard knows it by the hold's id, and the operations of this worker
+ * that want the shard use it one after the other. An operation done with
+ * it hands it to the next one of ours waiting for it; nobody waiting, it
+ * stays ours, idle, until the end of this loop turn (kv_lock_turn_end),
+ * so operations that come in the same turn take it at once. So the
+ * transactions a worker has pending on the same shards pay one lock round
+ * trip together, not one each -- the difference between a few and
+ * hundreds of thousands a second when clients pipeline.
+ *
+ * Isolation is unchanged: one operation uses a hold at a time, in
+ * ascending shard order like any lock, and its requests to the shard are
+ * on the ring before the next user's. Fairness: after HOLD_PASSES users
+ * the hold is given back and asked anew, behind whoever waits at the
+ * shard.
+ */
+#define HOLD_PASSES 64
+
+typedef enum { H_FREE, H_ASKED, H_HELD } hold_state_e;
+
+typedef struct {
+    hold_state_e  state;
+    uint64_t      id;               /* what the shard knows the hold by    */
+    kv_lockop_t  *user;             /* the operation using it; NULL: idle   */
+    kv_lockop_t  *wq_head, *wq_tail;/* ours waiting for it (next_wait)      */
+    int           passes;           /* users under this id                  */
+} hold_t;
+
 struct kv_lockop_s {
     kv_lockop_t *next_op;           /* this worker's live operations        */
-    uint64_t     id;
+    kv_lockop_t *next_wait;         /* in a hold's queue, or the ready list */
+    uint64_t     id;                /* of the lock of our own shard         */
     int          refs;
     int          n, held;           /* shards[0..held) are locked           */
     int          waiting;           /* shard asked, not yet granted; -1     */
@@ -141,10 +172,18 @@ struct kv_lockop_s {
 
 static kv_lockop_t *ops;
 static uint64_t     next_id = 1;
+static hold_t       H[KV_SHARDS_MAX];
+static kv_lockop_t *ready_head, *ready_tail;
+static int          running_ready;
 
 uint64_t kv_lock_id(const kv_lockop_t *op) { return op->id; }
 kv_client_t *kv_lock_client(const kv_lockop_t *op) { return op->client; }
 void kv_lock_ref(kv_lockop_t *op) { op->refs++; }
+
+uint64_t kv_lock_wire_id(const kv_lockop_t *op, int shard)
+{
+    return shard == kv_fwd_self() ? op->id : H[shard].id;
+}
 
 int kv_lock_holds_self(const kv_lockop_t *op)
 {
@@ -157,6 +196,60 @@ static void finish(kv_lockop_t *op, int failed)
     op->done = 1;
     op->waiting = -1;
     op->cb(op, failed, op->data);
+}
+
+static void acquire_next(kv_lockop_t *op);
+
+/* Granted a shard by a hold: go on with the next shard, from a loop (not
+ * nested), as one release may hand holds to many operations in turn. */
+static void make_ready(kv_lockop_t *op)
+{
+    op->held++;
+    op->waiting = -1;
+    op->next_wait = NULL;
+    if (ready_tail) ready_tail->next_wait = op;
+    else ready_head = op;
+    ready_tail = op;
+    if (running_ready) return;
+    running_ready = 1;
+    while ((op = ready_head)) {
+        ready_head = op->next_wait;
+        if (!ready_head) ready_tail = NULL;
+        acquire_next(op);
+    }
+    running_ready = 0;
+}
+
+static void hold_enqueue(hold_t *h, kv_lockop_t *op)
+{
+    op->next_wait = NULL;
+    if (h->wq_tail) h->wq_tail->next_wait = op;
+    else h->wq_head = op;
+    h->wq_tail = op;
+}
+
+static kv_lockop_t *hold_dequeue(hold_t *h)
+{
+    kv_lockop_t *op = h->wq_head;
+    if (!op) return NULL;
+    h->wq_head = op->next_wait;
+    if (!h->wq_head) h->wq_tail = NULL;
+    return op;
+}
+
+/* Ask shard sh for a new hold, for op. */
+static int hold_ask(int sh, kv_lockop_t *op)
+{
+    hold_t *h = &H[sh];
+    if (h->state == H_HELD) kv_fwd_send_lock_frame(sh, KV_LOCK_FRAME_UNLOCK, h->id);
+    h->state = H_FREE;
+    h->user = NULL;
+    if (!kv_fwd_peer_up(sh)) return -1;
+    uint64_t id = next_id++;
+    if (kv_fwd_send_lock_frame(sh, KV_LOCK_FRAME_LOCK, id) != 0) return -1;
+    h->state = H_ASKED, h->id = id, h->user = op, h->passes = 1;
+    op->waiting = sh;
+    return 0;
 }
 
 static void acquire_next(kv_lockop_t *op)
@@ -174,12 +267,18 @@ static void acquire_next(kv_lockop_t *op)
             }
             grant(self, op->id);
         } else {
-            if (!kv_fwd_peer_up(sh) || kv_fwd_send_lock_frame(sh, KV_LOCK_FRAME_LOCK, op->id) != 0) {
-                finish(op, sh);
+            hold_t *h = &H[sh];
+            if (h->state == H_HELD && !h->user && h->passes < HOLD_PASSES) {
+                h->user = op;           /* idle: ours at once */
+                h->passes++;
+            } else if (h->state == H_FREE || (h->state == H_HELD && !h->user)) {
+                if (hold_ask(sh, op) != 0) finish(op, sh);
+                return;
+            } else {
+                hold_enqueue(h, op);
+                op->waiting = sh;
                 return;
             }
-            op->waiting = sh;
-            return;
         }
         op->held++;
     }
@@ -215,17 +314,71 @@ void kv_lock_acquire(const int *shards, int n, kv_client_t *c, kv_lock_cb *cb, v
     acquire_next(op);
 }
 
-void kv_lock_on_locked(int from, uint64_t id)
+/* The hold on sh has no user: the next of ours waiting for it takes it;
+ * after HOLD_PASSES users (or once closed, kv_lock_before_request) it is
+ * asked anew instead, behind whoever waits at the shard. */
+static void hold_pass_on(int sh)
 {
-    for (kv_lockop_t *op = ops; op; op = op->next_op) {
-        if (op->id != id || op->waiting != from) continue;
-        op->waiting = -1;
-        op->held++;
-        acquire_next(op);
+    hold_t *h = &H[sh];
+    kv_lockop_t *next = hold_dequeue(h);
+    if (!next) return;                  /* idle till the end of the turn */
+    if (h->passes >= HOLD_PASSES) {
+        if (hold_ask(sh, next) == 0) return;
+        do finish(next, sh);            /* the shard is down */
+        while ((next = hold_dequeue(h)));
         return;
     }
-    /* Nobody asked (the operation failed meanwhile): give it back. */
-    kv_fwd_send_lock_frame(from, KV_LOCK_FRAME_UNLOCK, id);
+    h->user = next;
+    h->passes++;
+    make_ready(next);
+}
+
+void kv_lock_on_locked(int from, uint64_t id)
+{
+    hold_t *h = from >= 0 && from < KV_SHARDS_MAX ? &H[from] : NULL;
+    if (h && h->state == H_HELD && h->id == id) return;    /* ours already */
+    if (!h || h->state != H_ASKED || h->id != id) {
+        /* Nobody asked (the hold was dropped meanwhile): give it back. */
+        kv_fwd_send_lock_frame(from, KV_LOCK_FRAME_UNLOCK, id);
+        return;
+    }
+    h->state = H_HELD;
+    if (h->user) make_ready(h->user);
+    else hold_pass_on(from);
+}
+
+/* op is done with shard sh. */
+static void hold_release(int sh, kv_lockop_t *op)
+{
+    hold_t *h = &H[sh];
+    if (h->user != op) return;
+    h->user = NULL;
+    hold_pass_on(sh);
+}
+
+void kv_lock_before_request(int sh)
+{
+    hold_t *h = &H[sh];
+    if (h->state == H_FREE) return;
+    if (h->state == H_HELD && !h->user && !h->wq_head) {
+        kv_fwd_send_lock_frame(sh, KV_LOCK_FRAME_UNLOCK, h->id);   /* idle: back now */
+        h->state = H_FREE;
+        return;
+    }
+    /* The request will wait at the shard for this hold to go: a later
+     * operation must not overtake it there under the same hold, so the
+     * hold takes no new user; the next asks anew, behind the request. */
+    h->passes = HOLD_PASSES;
+}
+
+void kv_lock_turn_end(void)
+{
+    for (int sh = 0; sh < KV_SHARDS_MAX; sh++) {
+        hold_t *h = &H[sh];
+        if (h->state != H_HELD || h->user || h->wq_head) continue;
+        kv_fwd_send_lock_frame(sh, KV_LOCK_FRAME_UNLOCK, h->id);
+        h->state = H_FREE;
+    }
 }
 
 void kv_lock_unref(kv_lockop_t *op)
@@ -234,12 +387,13 @@ void kv_lock_unref(kv_lockop_t *op)
     kv_lockop_t **pp = &ops;
     while (*pp && *pp != op) pp = &(*pp)->next_op;
     if (*pp) *pp = op->next_op;
-    /* A lock asked for and not yet granted is released when it comes. */
-    for (int i = 0; i < op->held; i++) {
-        int sh = op->shards[i];
-        if (sh == kv_fwd_self()) release_here(sh, op->id);
-        else kv_fwd_send_lock_frame(sh, KV_LOCK_FRAME_UNLOCK, op->id);
-    }
+    /* Others' shards first: an operation of ours that then gets our own
+     * finds them idle, and takes them at once. */
+    int self = kv_fwd_self();
+    for (int i = op->held - 1; i >= 0; i--)
+        if (op->shards[i] != self) hold_release(op->shards[i], op);
+    for (int i = 0; i < op->held; i++)
+        if (op->shards[i] == self) release_here(self, op->id);
     free(op);
 }
 
@@ -265,7 +419,8 @@ void kv_lock_peer_reset(int peer)
     }
     L.tail = last;
     if (L.holder == peer) L.holder = -1;
-    /* Our operations: a lock it held died with it; one we wait for fails. */
+    /* Our hold on it died with it; whoever of ours waits for it fails. */
+    memset(&H[peer], 0, sizeof(H[peer]));
     for (kv_lockop_t *op = ops, *next; op; op = next) {
         next = op->next_op;             /* the callback may free op */
         for (int i = 0; i < op->held; i++) {

@@ -10,6 +10,10 @@
  * and runs, in arrival order, once the lock is released. Nothing ever
  * observes an operation half done.
  *
+ * Another worker's shard is locked through this worker's *hold* on it,
+ * which this worker's operations use one after the other; an idle hold
+ * goes back at the end of the loop turn (lock.c, kv_lock_turn_end).
+ *
  * Two sides, both in every worker:
  *   shard side        the lock of this worker's shard, and its wait FIFO;
  *   coordinator side  operations this worker runs for its clients
@@ -67,6 +71,15 @@ void kv_lock_ref(kv_lockop_t *op);
 /* The last reference releases every shard the operation holds. */
 void kv_lock_unref(kv_lockop_t *op);
 uint64_t kv_lock_id(const kv_lockop_t *op);
+/* The id op's requests to shard carry (LREQ): its hold's there. */
+uint64_t kv_lock_wire_id(const kv_lockop_t *op, int shard);
+/* A request outside any lock is about to go to shard sh (a plain REQ,
+ * which waits there while the shard is locked): our hold there, if any,
+ * is given back (idle) or closed to new users, so that no later operation
+ * of ours runs there before it. */
+void kv_lock_before_request(int sh);
+/* End of a loop turn: holds of other shards nobody uses go back. */
+void kv_lock_turn_end(void);
 /* The client the operation runs for; NULL once it has disconnected. */
 kv_client_t *kv_lock_client(const kv_lockop_t *op);
 void kv_lock_client_gone(kv_client_t *c);

@@ -258,24 +258,22 @@ static void no_more_at(int line)
 }
 #define no_more() no_more_at(__LINE__)
 
-/* An UNLOCK to each of peers[0..n), in any order, and nothing else. */
-static void expect_unlocks_at(int line, const int *peers, int n, uint64_t id)
+/* An UNLOCK to each of peers[0..n) (with ids[i]), in any order, and
+ * nothing else. */
+static void expect_unlocks_at(int line, const int *peers, const uint64_t *ids, int n)
 {
     int got[NPEERS] = { 0 };
     for (int i = 0; i < n; i++) {
         ev_t *e = next_ev(EV_SEND, line);
         EV_CHECK(e->which == KV_LOCK_FRAME_UNLOCK);
-        EV_CHECK(e->id == id);
         EV_CHECK(e->peer >= 0 && e->peer < NPEERS && !got[e->peer]);
+        int k = 0;
+        while (k < n && peers[k] != e->peer) k++;
+        EV_CHECK(k < n && e->id == ids[k]);
         got[e->peer]++;
     }
-    for (int i = 0; i < n; i++)
-        if (!got[peers[i]]) {
-            print_error("no UNLOCK to %d\n", peers[i]);
-            _fail(__FILE__, line);
-        }
 }
-#define expect_unlocks(peers, n, id) expect_unlocks_at(__LINE__, peers, n, id)
+#define expect_unlocks(peers, ids, n) expect_unlocks_at(__LINE__, peers, ids, n)
 
 /* ---- dummies: lock.c only stores these pointers ---------------------------- */
 
@@ -434,39 +432,42 @@ static void test_fifo_lock_chain(void **state)
 
 /* ---- coordinator side ------------------------------------------------------ */
 
-/* Remote shards only: ascending, deduplicated, one at a time; the
- * callback once; the last unref unlocks them all, not before. */
+/* Remote shards only: ascending, deduplicated, one at a time, each with a
+ * hold of its own id; the callback once; the last unref leaves the holds
+ * idle, and the end of the turn gives them back. */
 static void test_acquire_ascending(void **state)
 {
     (void) state;
     int shards[] = { 4, 0, 3, 0, 4, 1, 3 };
     kv_lock_acquire(shards, 7, CLIENT(0), cb, &data_a);
-    uint64_t id = expect_lock_frame(0);
+    uint64_t h0 = expect_lock_frame(0);
     no_more();
 
-    kv_lock_on_locked(0, id);
-    assert_int_equal(expect_lock_frame(1), id);
+    kv_lock_on_locked(0, h0);
+    uint64_t h1 = expect_lock_frame(1);
     no_more();
 
     /* A LOCKED from a shard not asked (3 comes later), or with another
      * id, is given back, and acquisition does not move. */
-    kv_lock_on_locked(3, id);
-    expect_send(3, KV_LOCK_FRAME_UNLOCK, id);
-    kv_lock_on_locked(1, id + 1000);
-    expect_send(1, KV_LOCK_FRAME_UNLOCK, id + 1000);
+    kv_lock_on_locked(3, h0);
+    expect_send(3, KV_LOCK_FRAME_UNLOCK, h0);
+    kv_lock_on_locked(1, h1 + 1000);
+    expect_send(1, KV_LOCK_FRAME_UNLOCK, h1 + 1000);
     no_more();
 
-    kv_lock_on_locked(1, id);
-    assert_int_equal(expect_lock_frame(3), id);
+    kv_lock_on_locked(1, h1);
+    uint64_t h3 = expect_lock_frame(3);
     no_more();
-    kv_lock_on_locked(3, id);
-    assert_int_equal(expect_lock_frame(4), id);
+    kv_lock_on_locked(3, h3);
+    uint64_t h4 = expect_lock_frame(4);
     no_more();
-    kv_lock_on_locked(4, id);
+    kv_lock_on_locked(4, h4);
     kv_lockop_t *op = expect_cb(-1, &data_a);
     no_more();
 
-    assert_int_equal(kv_lock_id(op), id);
+    assert_true(h0 != h1 && h1 != h3 && h3 != h4 && h0 != h4);
+    assert_int_equal(kv_lock_wire_id(op, 0), h0);
+    assert_int_equal(kv_lock_wire_id(op, 4), h4);
     assert_ptr_equal(kv_lock_client(op), CLIENT(0));
     assert_false(kv_lock_holds_self(op));
     assert_false(kv_lock_holds_self(NULL));
@@ -478,19 +479,178 @@ static void test_acquire_ascending(void **state)
     kv_lock_unref(op);
     no_more();                          /* references remain */
     kv_lock_unref(op);
+    no_more();                          /* idle till the end of the turn */
+    kv_lock_turn_end();
     int held[] = { 0, 1, 3, 4 };
-    expect_unlocks(held, 4, id);
+    uint64_t ids[] = { h0, h1, h3, h4 };
+    expect_unlocks(held, ids, 4);
+    no_more();
+    kv_lock_turn_end();                 /* nothing more to give back */
     no_more();
 
-    /* Operations get distinct ids. */
+    /* A new hold, a new id. */
     int one[] = { 5 };
     kv_lock_acquire(one, 1, CLIENT(0), cb, &data_b);
-    uint64_t id2 = expect_lock_frame(5);
-    assert_int_not_equal(id2, id);
-    kv_lock_on_locked(5, id2);
+    uint64_t h5 = expect_lock_frame(5);
+    assert_true(h5 != h0 && h5 != h4);
+    kv_lock_on_locked(5, h5);
     op = expect_cb(-1, &data_b);
     kv_lock_unref(op);
-    expect_send(5, KV_LOCK_FRAME_UNLOCK, id2);
+    kv_lock_turn_end();
+    expect_send(5, KV_LOCK_FRAME_UNLOCK, h5);
+    no_more();
+}
+
+/* Holds shared in one turn: an operation that comes while our hold is
+ * idle takes it with no frame; ones that come while it is asked for or
+ * in use queue, and get it in arrival order, one after the other, on the
+ * LOCKED and at each release. */
+static void test_hold_reuse(void **state)
+{
+    (void) state;
+    int s[] = { 3 };
+    kv_lock_acquire(s, 1, CLIENT(0), cb, &data_a);
+    uint64_t h = expect_lock_frame(3);
+    kv_lock_acquire(s, 1, CLIENT(1), cb, &data_b);     /* asked: queues */
+    kv_lock_acquire(s, 1, CLIENT(2), cb, &data_c);
+    no_more();
+
+    kv_lock_on_locked(3, h);
+    kv_lockop_t *a = expect_cb(-1, &data_a);
+    no_more();
+    assert_int_equal(kv_lock_wire_id(a, 3), h);
+    kv_lock_unref(a);                   /* handed on: no frame */
+    kv_lockop_t *b = expect_cb(-1, &data_b);
+    no_more();
+    assert_int_equal(kv_lock_wire_id(b, 3), h);
+    kv_lock_turn_end();                 /* in use: kept */
+    no_more();
+    kv_lock_unref(b);
+    kv_lockop_t *c = expect_cb(-1, &data_c);
+    kv_lock_unref(c);
+    no_more();
+
+    /* Idle: the next one takes it at once, before acquire returns. */
+    int s2[] = { 3, 6 };
+    kv_lock_acquire(s2, 2, CLIENT(0), cb, &data_a);
+    uint64_t h6 = expect_lock_frame(6);    /* 3 taken on the way */
+    no_more();
+    kv_lock_on_locked(6, h6);
+    a = expect_cb(-1, &data_a);
+    assert_int_equal(kv_lock_wire_id(a, 3), h);
+    kv_lock_unref(a);
+    no_more();
+    kv_lock_turn_end();
+    expect_send(3, KV_LOCK_FRAME_UNLOCK, h);
+    expect_send(6, KV_LOCK_FRAME_UNLOCK, h6);
+    no_more();
+
+    /* The next turn asks anew. */
+    kv_lock_acquire(s, 1, CLIENT(0), cb, &data_b);
+    uint64_t h2 = expect_lock_frame(3);
+    assert_true(h2 != h);
+    kv_lock_on_locked(3, h2);
+    kv_lock_unref(expect_cb(-1, &data_b));
+    kv_lock_turn_end();
+    expect_send(3, KV_LOCK_FRAME_UNLOCK, h2);
+    no_more();
+}
+
+/* A hold serves at most a bounded number of our operations in a row;
+ * then it goes back and is asked anew, behind whoever waits at the shard.
+ * The handing on runs in a loop: thousands of waiting operations that
+ * each finish in their callback do not nest. */
+static void test_hold_fairness(void **state)
+{
+    (void) state;
+    cb_unref = 1;
+    enum { N = 5000 };
+    int s[] = { 1 };
+    kv_lock_acquire(s, 1, CLIENT(0), cb, &data_a);
+    uint64_t h = expect_lock_frame(1);
+    for (int i = 1; i < N; i++) kv_lock_acquire(s, 1, CLIENT(0), cb, &data_b);
+    no_more();
+
+    int asks = 1, served = 0;
+    while (served < N) {
+        nev = seen = 0;                 /* the log holds one round */
+        kv_lock_on_locked(1, h);
+        int cbs = 0;
+        while (seen < nev && ev[seen].kind == EV_CB) {
+            assert_int_equal(ev[seen].failed, -1);
+            seen++, cbs++;
+        }
+        served += cbs;
+        assert_true(cbs >= 1 && cbs <= 64);
+        if (served < N) {               /* given back, asked anew */
+            expect_send(1, KV_LOCK_FRAME_UNLOCK, h);
+            h = expect_lock_frame(1);
+            asks++;
+        }
+        no_more();
+    }
+    assert_true(asks >= N / 64);
+    kv_lock_turn_end();
+    expect_send(1, KV_LOCK_FRAME_UNLOCK, h);
+    no_more();
+}
+
+/* A plain request about to go to a shard we hold (it would wait there):
+ * an idle hold goes back at once; one in use takes no new user, so the
+ * next operation asks anew, behind the request. */
+static void test_hold_before_request(void **state)
+{
+    (void) state;
+    kv_lock_before_request(3);          /* no hold: nothing */
+    no_more();
+
+    int s[] = { 3 };
+    kv_lock_acquire(s, 1, CLIENT(0), cb, &data_a);
+    uint64_t h = expect_lock_frame(3);
+    kv_lock_on_locked(3, h);
+    kv_lock_unref(expect_cb(-1, &data_a));
+    no_more();
+    kv_lock_before_request(3);          /* idle */
+    expect_send(3, KV_LOCK_FRAME_UNLOCK, h);
+    no_more();
+    kv_lock_turn_end();
+    no_more();
+
+    kv_lock_acquire(s, 1, CLIENT(0), cb, &data_a);
+    h = expect_lock_frame(3);
+    kv_lock_on_locked(3, h);
+    kv_lockop_t *a = expect_cb(-1, &data_a);
+    kv_lock_acquire(s, 1, CLIENT(1), cb, &data_b);     /* queued behind a */
+    no_more();
+    kv_lock_before_request(3);          /* in use: closed to new users */
+    no_more();
+    kv_lock_unref(a);
+    expect_send(3, KV_LOCK_FRAME_UNLOCK, h);
+    uint64_t h2 = expect_lock_frame(3);
+    no_more();
+    kv_lock_on_locked(3, h2);
+    kv_lock_unref(expect_cb(-1, &data_b));
+    kv_lock_turn_end();
+    expect_send(3, KV_LOCK_FRAME_UNLOCK, h2);
+    no_more();
+
+    /* Asked for, not yet granted: closed all the same -- its grant does
+     * not reopen it to an operation that came after the request. */
+    kv_lock_acquire(s, 1, CLIENT(0), cb, &data_a);
+    h = expect_lock_frame(3);
+    kv_lock_before_request(3);
+    kv_lock_acquire(s, 1, CLIENT(1), cb, &data_b);
+    no_more();
+    kv_lock_on_locked(3, h);
+    a = expect_cb(-1, &data_a);
+    kv_lock_unref(a);
+    expect_send(3, KV_LOCK_FRAME_UNLOCK, h);
+    h2 = expect_lock_frame(3);
+    no_more();
+    kv_lock_on_locked(3, h2);
+    kv_lock_unref(expect_cb(-1, &data_b));
+    kv_lock_turn_end();
+    expect_send(3, KV_LOCK_FRAME_UNLOCK, h2);
     no_more();
 }
 
@@ -501,14 +661,13 @@ static void test_acquire_local_free(void **state)
     (void) state;
     int shards[] = { 3, 2, 1, 2 };
     kv_lock_acquire(shards, 4, CLIENT(0), cb, &data_a);
-    uint64_t id = expect_lock_frame(1);
+    uint64_t h1 = expect_lock_frame(1);
     no_more();
     assert_false(kv_lock_busy());       /* not ours yet: 1 first */
 
-    kv_lock_on_locked(1, id);
-    assert_int_equal(expect_lock_frame(3), id); /* 2 taken on the way */
+    kv_lock_on_locked(1, h1);
+    uint64_t h3 = expect_lock_frame(3); /* 2 taken on the way */
     no_more();
-    assert_true(kv_lock_held_by(self, id));
     assert_true(kv_lock_busy());
 
     /* Others wait while the operation holds our shard. */
@@ -516,26 +675,22 @@ static void test_acquire_local_free(void **state)
     defer_str(0, 5, "req");
     no_more();
 
-    kv_lock_on_locked(3, id);
+    kv_lock_on_locked(3, h3);
     kv_lockop_t *op = expect_cb(-1, &data_a);
     no_more();
     assert_true(kv_lock_holds_self(op));
+    assert_true(kv_lock_held_by(self, kv_lock_id(op)));
 
     kv_lock_unref(op);
-    /* UNLOCK to 1 and 3; ours released: the LOCK from 4 is granted (in
-     * between, by shard order), the request after it still waits. */
-    int got_u1 = 0, got_u3 = 0, got_l4 = 0;
-    for (int i = 0; i < 3; i++) {
-        ev_t *e = next_ev(EV_SEND, __LINE__);
-        if (e->peer == 1 && e->which == KV_LOCK_FRAME_UNLOCK && e->id == id) got_u1++;
-        else if (e->peer == 3 && e->which == KV_LOCK_FRAME_UNLOCK && e->id == id) got_u3++;
-        else if (e->peer == 4 && e->which == KV_LOCK_FRAME_LOCKED && e->id == 77) got_l4++;
-        else fail_msg("unexpected frame to %d (%d)", e->peer, e->which);
-    }
-    assert_true(got_u1 == 1 && got_u3 == 1 && got_l4 == 1);
+    /* Ours released: the LOCK from 4 is granted, the request after it
+     * still waits; 1 and 3 go back at the end of the turn. */
+    expect_send(4, KV_LOCK_FRAME_LOCKED, 77);
     no_more();
     assert_true(kv_lock_held_by(4, 77));
-    assert_false(kv_lock_held_by(self, id));
+    kv_lock_turn_end();
+    expect_send(1, KV_LOCK_FRAME_UNLOCK, h1);
+    expect_send(3, KV_LOCK_FRAME_UNLOCK, h3);
+    no_more();
 
     kv_lock_on_unlock(4, 77);
     expect_replay(0, 5, "req", 0);
@@ -591,11 +746,10 @@ static void test_acquire_local_busy(void **state)
 
     int shards[] = { 4, 2, 0 };
     kv_lock_acquire(shards, 3, CLIENT(0), cb, &data_a);
-    uint64_t id = expect_lock_frame(0);
+    uint64_t h0 = expect_lock_frame(0);
     no_more();
-    kv_lock_on_locked(0, id);           /* now ours: busy, so it waits */
+    kv_lock_on_locked(0, h0);           /* now ours: busy, so it waits */
     no_more();
-    assert_false(kv_lock_held_by(self, id));
     defer_str(0, 6, "after");           /* arrived after our lock request */
 
     kv_lock_on_unlock(1, 50);
@@ -606,23 +760,22 @@ static void test_acquire_local_busy(void **state)
     kv_lock_on_unlock(3, 60);
     /* Granted from the FIFO, and acquisition goes on with shard 4 (the
      * path that once stopped here); the request after it still waits. */
-    assert_int_equal(expect_lock_frame(4), id);
+    uint64_t h4 = expect_lock_frame(4);
     no_more();
-    assert_true(kv_lock_held_by(self, id));
     assert_true(kv_lock_busy());
 
-    kv_lock_on_locked(4, id);
+    kv_lock_on_locked(4, h4);
     kv_lockop_t *op = expect_cb(-1, &data_a);
     no_more();
-    assert_int_equal(kv_lock_id(op), id);
     assert_true(kv_lock_holds_self(op));
 
     kv_lock_unref(op);
-    /* UNLOCK to 0 before ours is released (shard order), to 4 after. */
-    expect_send(0, KV_LOCK_FRAME_UNLOCK, id);
     expect_replay(0, 6, "after", 0);
     expect_unlocked();
-    expect_send(4, KV_LOCK_FRAME_UNLOCK, id);
+    no_more();
+    kv_lock_turn_end();
+    expect_send(0, KV_LOCK_FRAME_UNLOCK, h0);
+    expect_send(4, KV_LOCK_FRAME_UNLOCK, h4);
     no_more();
 }
 
@@ -638,19 +791,20 @@ static void test_acquire_local_last_from_fifo(void **state)
 
     int shards[] = { 2, 0 };
     kv_lock_acquire(shards, 2, CLIENT(0), cb, &data_b);
-    uint64_t id = expect_lock_frame(0);
-    kv_lock_on_locked(0, id);
+    uint64_t h0 = expect_lock_frame(0);
+    kv_lock_on_locked(0, h0);
     defer_str(1, 7, "x");
     kv_lock_on_lock(3, 33);
     defer_str(1, 7, "y");
     no_more();
 
     kv_lock_on_unlock(4, 9);
-    kv_lockop_t *op = expect_cb(-1, &data_b);
-    (void) op;                          /* freed by now */
-    expect_send(0, KV_LOCK_FRAME_UNLOCK, id);
+    expect_cb(-1, &data_b);             /* the operation is freed by now */
     expect_replay(1, 7, "x", 1);
     expect_send(3, KV_LOCK_FRAME_LOCKED, 33);
+    no_more();
+    kv_lock_turn_end();
+    expect_send(0, KV_LOCK_FRAME_UNLOCK, h0);
     no_more();
 
     kv_lock_on_unlock(3, 33);
@@ -672,16 +826,19 @@ static void test_two_local_ops(void **state)
     assert_true(kv_lock_holds_self(op1));
 
     kv_lock_unref(op1);
-    uint64_t id2 = expect_lock_frame(5);
+    uint64_t h5 = expect_lock_frame(5);
     no_more();
-    assert_true(kv_lock_held_by(self, id2));
+    assert_true(kv_lock_busy());
 
-    kv_lock_on_locked(5, id2);
+    kv_lock_on_locked(5, h5);
     kv_lockop_t *op2 = expect_cb(-1, &data_b);
     assert_ptr_equal(kv_lock_client(op2), CLIENT(1));
+    assert_true(kv_lock_holds_self(op2));
     kv_lock_unref(op2);
     expect_unlocked();
-    expect_send(5, KV_LOCK_FRAME_UNLOCK, id2);
+    no_more();
+    kv_lock_turn_end();
+    expect_send(5, KV_LOCK_FRAME_UNLOCK, h5);
     no_more();
 }
 
@@ -717,8 +874,9 @@ static void test_acquire_from_drain(void **state)
     no_more();
 }
 
-/* A LOCKED nobody waits for (unknown id, or an operation gone) is
- * answered with UNLOCK. */
+/* A LOCKED nobody waits for (unknown id, or a hold given back) is
+ * answered with UNLOCK; a second LOCKED for a hold we have changes
+ * nothing (an UNLOCK would free the shard under us). */
 static void test_stray_locked(void **state)
 {
     (void) state;
@@ -728,15 +886,18 @@ static void test_stray_locked(void **state)
 
     int shards[] = { 3 };
     kv_lock_acquire(shards, 1, CLIENT(0), cb, &data_a);
-    uint64_t id = expect_lock_frame(3);
-    kv_lock_on_locked(3, id);
+    uint64_t h = expect_lock_frame(3);
+    kv_lock_on_locked(3, h);
     kv_lockop_t *op = expect_cb(-1, &data_a);
-    kv_lock_on_locked(3, id);           /* a second one: no longer waits */
-    expect_send(3, KV_LOCK_FRAME_UNLOCK, id);
+    kv_lock_on_locked(3, h);            /* a second one: ours already */
+    no_more();
     kv_lock_unref(op);
-    expect_send(3, KV_LOCK_FRAME_UNLOCK, id);
-    kv_lock_on_locked(3, id);           /* after it is gone */
-    expect_send(3, KV_LOCK_FRAME_UNLOCK, id);
+    kv_lock_on_locked(3, h);            /* idle, still ours */
+    no_more();
+    kv_lock_turn_end();
+    expect_send(3, KV_LOCK_FRAME_UNLOCK, h);
+    kv_lock_on_locked(3, h);            /* after it went back */
+    expect_send(3, KV_LOCK_FRAME_UNLOCK, h);
     no_more();
 }
 
@@ -751,13 +912,14 @@ static void test_peer_down(void **state)
 
     int shards[] = { 4, 3, 1 };
     kv_lock_acquire(shards, 3, CLIENT(0), cb, &data_a);
-    uint64_t id = expect_lock_frame(1);
+    uint64_t h1 = expect_lock_frame(1);
     no_more();
-    kv_lock_on_locked(1, id);
+    kv_lock_on_locked(1, h1);
     kv_lockop_t *op = expect_cb(3, &data_a);   /* no LOCK to 3, nor to 4 */
     no_more();
     kv_lock_unref(op);
-    expect_send(1, KV_LOCK_FRAME_UNLOCK, id);
+    kv_lock_turn_end();
+    expect_send(1, KV_LOCK_FRAME_UNLOCK, h1);
     no_more();
 
     /* The first shard down: the callback before acquire returns. */
@@ -793,6 +955,7 @@ static void test_peer_down(void **state)
     no_more();
     send_rc = 0;
     kv_lock_unref(op);
+    kv_lock_turn_end();
     no_more();                          /* 6 was never held */
     kv_lock_on_locked(6, id2);          /* should it come after all */
     expect_send(6, KV_LOCK_FRAME_UNLOCK, id2);
@@ -892,84 +1055,88 @@ static void test_reset_coordinator(void **state)
     (void) state;
     int shards[] = { 3, 0, 2, 5 };
     kv_lock_acquire(shards, 4, CLIENT(0), cb, &data_a);
-    uint64_t id = expect_lock_frame(0);
-    kv_lock_on_locked(0, id);
-    assert_int_equal(expect_lock_frame(3), id);     /* ours (2) taken */
+    uint64_t h0 = expect_lock_frame(0);
+    kv_lock_on_locked(0, h0);
+    uint64_t h3 = expect_lock_frame(3);     /* ours (2) taken */
     no_more();
-    assert_true(kv_lock_held_by(self, id));
+    assert_true(kv_lock_busy());
 
     kv_lock_peer_reset(3);
     kv_lockop_t *op = expect_cb(3, &data_a);
     no_more();                          /* no LOCK to 5 */
     assert_true(kv_lock_holds_self(op));
-    kv_lock_on_locked(3, id);           /* from nowhere, late */
-    expect_send(3, KV_LOCK_FRAME_UNLOCK, id);
+    kv_lock_on_locked(3, h3);           /* from nowhere, late */
+    expect_send(3, KV_LOCK_FRAME_UNLOCK, h3);
     no_more();
 
     kv_lock_unref(op);
-    expect_send(0, KV_LOCK_FRAME_UNLOCK, id);
     expect_unlocked();
+    no_more();
+    kv_lock_turn_end();
+    expect_send(0, KV_LOCK_FRAME_UNLOCK, h0);
     no_more();
 
     /* The dead peer held one of our shards: no UNLOCK goes to it, and
      * the operation goes on. */
     int s2[] = { 1, 4 };
     kv_lock_acquire(s2, 2, CLIENT(1), cb, &data_b);
-    uint64_t id2 = expect_lock_frame(1);
-    kv_lock_on_locked(1, id2);
-    assert_int_equal(expect_lock_frame(4), id2);
+    uint64_t h1 = expect_lock_frame(1);
+    kv_lock_on_locked(1, h1);
+    uint64_t h4 = expect_lock_frame(4);
     kv_lock_peer_reset(1);
     expect_unlocked();                  /* our shard is free: said so */
     no_more();
-    kv_lock_on_locked(4, id2);
+    kv_lock_on_locked(4, h4);
     op = expect_cb(-1, &data_b);
     kv_lock_unref(op);
-    expect_send(4, KV_LOCK_FRAME_UNLOCK, id2);
+    kv_lock_turn_end();
+    expect_send(4, KV_LOCK_FRAME_UNLOCK, h4);
     no_more();
 
     /* A reset of a peer an operation has nothing to do with. */
     int s3[] = { 4 };
     kv_lock_acquire(s3, 1, CLIENT(1), cb, &data_c);
-    uint64_t id3 = expect_lock_frame(4);
+    uint64_t h4b = expect_lock_frame(4);
     kv_lock_peer_reset(5);
     expect_unlocked();                  /* our shard is free: said so */
     no_more();
-    kv_lock_on_locked(4, id3);
+    kv_lock_on_locked(4, h4b);
     op = expect_cb(-1, &data_c);
     kv_lock_unref(op);
-    expect_send(4, KV_LOCK_FRAME_UNLOCK, id3);
+    kv_lock_turn_end();
+    expect_send(4, KV_LOCK_FRAME_UNLOCK, h4b);
     no_more();
 }
 
-/* A reset fails several waiting operations at once, the callback
- * dropping each (it may free the operation during the walk). */
+/* A reset fails the operation waiting for the dead shard; the callback
+ * drops it, which hands our other hold on to the operation queued for it. */
 static void test_reset_many_ops(void **state)
 {
     (void) state;
     cb_unref = 1;
     int s[] = { 0, 4 };
     kv_lock_acquire(s, 2, CLIENT(0), cb, &data_a);
-    uint64_t id1 = expect_lock_frame(0);
-    kv_lock_acquire(s, 2, CLIENT(1), cb, &data_b);
-    uint64_t id2 = expect_lock_frame(0);
-    kv_lock_on_locked(0, id1);
-    assert_int_equal(expect_lock_frame(4), id1);
+    uint64_t h0 = expect_lock_frame(0);
+    kv_lock_acquire(s, 2, CLIENT(1), cb, &data_b);     /* queues for 0 */
+    kv_lock_on_locked(0, h0);
+    uint64_t h4 = expect_lock_frame(4);
     no_more();
 
-    kv_lock_peer_reset(4);              /* id1 waits for 4: fails */
+    kv_lock_peer_reset(4);              /* the first waits for 4: fails */
     expect_cb(4, &data_a);
-    expect_send(0, KV_LOCK_FRAME_UNLOCK, id1);
+    uint64_t h4b = expect_lock_frame(4);    /* the second, holding 0, asks 4 anew */
+    assert_true(h4b != h4);
     expect_unlocked();
     no_more();
 
-    kv_lock_on_locked(0, id2);
-    assert_int_equal(expect_lock_frame(4), id2);
     kv_lock_peer_reset(0);              /* held 0; waits for 4: goes on */
     expect_unlocked();
     no_more();
-    kv_lock_on_locked(4, id2);
+    kv_lock_on_locked(4, h4b);
     expect_cb(-1, &data_b);
-    expect_send(4, KV_LOCK_FRAME_UNLOCK, id2);  /* not to 0 */
+    no_more();
+    kv_lock_turn_end();
+    expect_send(4, KV_LOCK_FRAME_UNLOCK, h4b);  /* not to 0 */
     no_more();
 }
 
@@ -980,18 +1147,17 @@ static void test_client_gone(void **state)
     (void) state;
     int s[] = { 1 };
     kv_lock_acquire(s, 1, CLIENT(0), cb, &data_a);
-    uint64_t ida = expect_lock_frame(1);
-    kv_lock_on_locked(1, ida);
+    uint64_t ha = expect_lock_frame(1);
+    kv_lock_on_locked(1, ha);
     kv_lockop_t *a = expect_cb(-1, &data_a);
 
     int t[] = { 3 };
     kv_lock_acquire(t, 1, CLIENT(1), cb, &data_b);
-    uint64_t idb = expect_lock_frame(3);
-    kv_lock_on_locked(3, idb);
+    uint64_t hb = expect_lock_frame(3);
+    kv_lock_on_locked(3, hb);
     kv_lockop_t *b = expect_cb(-1, &data_b);
 
-    kv_lock_acquire(t, 1, CLIENT(0), cb, &data_c);  /* still waiting */
-    uint64_t idc = expect_lock_frame(3);
+    kv_lock_acquire(t, 1, CLIENT(0), cb, &data_c);  /* waits for b */
     no_more();
 
     assert_ptr_equal(kv_lock_client(a), CLIENT(0));
@@ -1001,19 +1167,17 @@ static void test_client_gone(void **state)
     assert_ptr_equal(kv_lock_client(b), CLIENT(1));
     no_more();                          /* nothing released */
 
-    kv_lock_on_locked(3, idc);
+    kv_lock_unref(b);
     kv_lockop_t *c = expect_cb(-1, &data_c);
     assert_null(kv_lock_client(c));
 
     kv_lock_client_gone(CLIENT(2));     /* nobody's */
-    assert_ptr_equal(kv_lock_client(b), CLIENT(1));
-
     kv_lock_unref(a);
-    expect_send(1, KV_LOCK_FRAME_UNLOCK, ida);
-    kv_lock_unref(b);
-    expect_send(3, KV_LOCK_FRAME_UNLOCK, idb);
     kv_lock_unref(c);
-    expect_send(3, KV_LOCK_FRAME_UNLOCK, idc);
+    no_more();
+    kv_lock_turn_end();
+    expect_send(1, KV_LOCK_FRAME_UNLOCK, ha);
+    expect_send(3, KV_LOCK_FRAME_UNLOCK, hb);
     no_more();
 }
 
@@ -1047,6 +1211,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fifo_replay_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifo_lock_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acquire_ascending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_fairness, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_before_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acquire_local_free, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acquire_local_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acquire_local_busy, setup, teardown),
