@@ -74,6 +74,7 @@ struct kv_client_s {
     char            addr[64], laddr[64];  /* cached by kv_client_addr     */
     unsigned        writing:1, close_after_reply:1, closing:1, paused:1;
     unsigned        close_waits:1;  /* closing once its cross-shard EXEC ends */
+    unsigned        flush_queued:1; /* forward.c: written at the turn's end */
     /* A multi-round command (chain.c) is still executing: the client's
      * next commands wait, so they see its effects (RENAME a b; GET b). */
     unsigned        barrier:1, in_input:1;

@@ -108,6 +108,46 @@ static void buf_move(kv_reply_buf *dst, kv_reply_buf *src)
     }
 }
 
+/* Clients given replies since the turn began: written once, at the end
+ * of the loop turn (on_turn_end), not once per reply -- as Redis writes
+ * in beforeSleep. A pipeline whose replies come back from other workers
+ * one by one thus costs one write, not one per command. */
+static kv_client_t **flushq;
+static size_t        nflushq, capflushq;
+
+static void flush_later(kv_client_t *c)
+{
+    if (c->flush_queued || c->closing) return;     /* closing: nothing to write */
+    if (nflushq == capflushq) {
+        capflushq = capflushq ? capflushq * 2 : 64;
+        flushq = realloc(flushq, capflushq * sizeof(*flushq));
+        if (!flushq) abort();
+    }
+    flushq[nflushq++] = c;
+    c->flush_queued = 1;
+}
+
+static void flush_queued(void)
+{
+    /* kv_client_flush may close a client (its limit), which takes it out
+     * of the queue: index, no cached pointers. */
+    for (size_t i = 0; i < nflushq; i++) {
+        kv_client_t *c = flushq[i];
+        if (!c) continue;
+        flushq[i] = NULL;
+        c->flush_queued = 0;
+        kv_client_flush(c);
+    }
+    nflushq = 0;
+}
+
+static void unqueue_flush(kv_client_t *c)
+{
+    if (!c->flush_queued) return;
+    for (size_t i = 0; i < nflushq; i++) if (flushq[i] == c) flushq[i] = NULL;
+    c->flush_queued = 0;
+}
+
 /* Move every finished slot at the head of c's FIFO to its output. */
 static void drain(kv_client_t *c)
 {
@@ -120,7 +160,9 @@ static void drain(kv_client_t *c)
         slot_free(s);
         moved = 1;
     }
-    if (moved) kv_client_flush(c);
+    if (!moved) return;
+    if (F.io) flush_later(c);
+    else kv_client_flush(c);
 }
 
 /* Clients whose barrier lifted while a command ran: they go on once it
@@ -588,11 +630,12 @@ void kv_fwd_send_bready(int peer, uint64_t wid) { kv_fwd_send(peer, FRAME_BREADY
 
 /* A peer died: nothing it owed us will come; answer -LOADING instead. */
 /* The end of a loop turn: holds on other shards nobody of ours wants go
- * back (lock.c). */
+ * back (lock.c); clients given replies get them written. */
 static void on_turn_end(kv_ringio_t *io, void *data)
 {
     (void) io, (void) data;
     kv_lock_turn_end();
+    flush_queued();
 }
 
 static void on_peer_reset(kv_ringio_t *io, uint32_t peer, uint32_t old_gen, uint32_t new_gen, void *data)
@@ -937,6 +980,7 @@ void kv_fwd_client_gone(kv_client_t *c)
         if (s->outstanding == 0) slot_free(s);
     }
     c->slots_head = c->slots_tail = NULL;
+    unqueue_flush(c);
 }
 
 int kv_fwd_start(kv_server_t *srv, uv_loop_t *loop, kv_segment_t *seg, int self, uint32_t spin_us)
