@@ -216,6 +216,21 @@ sub run_suite {
     ok(Kevy::wait_until(sub { ($n->cmd('RPUSH', '{t}kill', 'after') // '') =~ /^:/ }, 10), "$tag writes work again");
     is(flat($n->cmd('BLPOP', '{t}kill', 1)), '[{t}kill after]', "$tag ... and BLPOP takes them");
     is(flat($n->cmd('LRANGE', '{t}aof2', 0, -1)), '[p2]', "$tag the respawned shard replayed LPOP from its AOF");
+
+    # ---- FLUSHALL / FLUSHDB: XREADGROUP waiters are told, as in Redis 7.0 ------------------------
+    # (the connections of the one-shard run died with its worker: new ones)
+    my ($fa, $fb, $fp) = map { $k->connect } 1 .. 3;
+    for my $flush ('FLUSHALL', 'FLUSHDB') {
+        $fp->cmd('XGROUP', 'CREATE', '{t}fs', 'g', '$', 'MKSTREAM');
+        send_cmd($fa, 'XREADGROUP', 'GROUP', 'g', 'c', 'BLOCK', 0, 'STREAMS', '{t}fs', '>');
+        send_cmd($fb, 'BLPOP', '{t}fl', 0);
+        sleep 0.2;
+        is($fp->cmd($flush), '+OK', "$tag $flush with waiters");
+        is(reply_within($fa, 3), '-UNBLOCKED the stream key no longer exists', "$tag ... XREADGROUP gets -UNBLOCKED");
+        is(reply_within($fb, 0.3), 'PENDING', "$tag ... BLPOP goes on waiting");
+        $fp->cmd('RPUSH', '{t}fl', 'z');
+        is(flat(reply_within($fb, 3)), '[{t}fl z]', "$tag ... and is served by the next push");
+    }
 }
 
 run_suite(1);

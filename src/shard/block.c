@@ -162,6 +162,13 @@ void kv_block_signal(const char *key, size_t len)
     if (k && k->head) key_make_ready(k);
 }
 
+void kv_block_signal_flush(void)
+{
+    for (waiter_t *w = B.all; w; w = w->next)
+        if (w->group)
+            for (int i = 0; i < w->nnodes; i++) key_make_ready(w->nodes[i].k);
+}
+
 /* ---- registering and leaving ----------------------------------------------------- */
 
 static void on_timeout(uv_timer_t *t);

@@ -24,6 +24,10 @@
 int  kv_block_nwaiting(void);
 /* A write changed key: its waiters are tried at the next kv_block_serve. */
 void kv_block_signal(const char *key, size_t len);
+/* FLUSHALL/FLUSHDB emptied the shard: XREADGROUP waiters are run again
+ * (Redis 7.0 answers them -UNBLOCKED, their stream is gone); the others
+ * go on waiting on their keys, missing now. */
+void kv_block_signal_flush(void);
 /* Try the waiters of every ready key, in order of readiness, each key's
  * in the order they blocked; call at top level, shard not locked. */
 void kv_block_serve(void);

@@ -585,6 +585,21 @@ void kv_bmulti_signal(const char *key, size_t len)
     }
 }
 
+/* FLUSHALL/FLUSHDB: every waiter registered here is told (notify may
+ * register some anew: only the ones here now). */
+void kv_bmulti_signal_flush(void)
+{
+    int n = nregs;
+    if (n == 0) return;
+    struct { int from; uint64_t wid; } *told = malloc(sizeof(*told) * (size_t) n);
+    if (!told) abort();
+    for (int i = 0; i < n; i++) told[i].from = regs[i].from, told[i].wid = regs[i].wid;
+    for (int i = 0; i < n; i++) drop_regs(told[i].from, told[i].wid, 0);
+    for (int i = 0; i < n; i++)
+        if (i == 0 || told[i].from != told[i - 1].from || told[i].wid != told[i - 1].wid) notify(told[i].from, told[i].wid);
+    free(told);
+}
+
 void kv_bmulti_peer_reset(int peer)
 {
     drop_regs(peer, 0, 1);

@@ -26,6 +26,8 @@ void kv_bmulti_ready(uint64_t wid);
 /* Shard: registrations of other workers' waiters. */
 int  kv_bmulti_nregs(void);
 void kv_bmulti_signal(const char *key, size_t len);
+/* FLUSHALL/FLUSHDB: every registered waiter is told. */
+void kv_bmulti_signal_flush(void);
 
 /* Both sides: a worker died. */
 void kv_bmulti_peer_reset(int peer);
