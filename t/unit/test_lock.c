@@ -275,6 +275,19 @@ static void expect_unlocks_at(int line, const int *peers, const uint64_t *ids, i
 }
 #define expect_unlocks(peers, ids, n) expect_unlocks_at(__LINE__, peers, ids, n)
 
+/* The hold h asked of shard sh is granted to the one operation waiting
+ * (callback with data), which is done at once; at the end of the turn
+ * the hold goes back. */
+#define grant_run_release(sh, h, data) grant_run_release_at(__LINE__, sh, h, data)
+static void grant_run_release_at(int line, int sh, uint64_t h, void *data)
+{
+    kv_lock_on_locked(sh, h);
+    kv_lock_unref(expect_cb_at(line, -1, data));
+    kv_lock_turn_end();
+    expect_send_at(line, sh, KV_LOCK_FRAME_UNLOCK, h);
+    no_more_at(line);
+}
+
 /* ---- dummies: lock.c only stores these pointers ---------------------------- */
 
 static char slot_mem[4], client_mem[3];
@@ -549,11 +562,7 @@ static void test_hold_reuse(void **state)
     kv_lock_acquire(s, 1, CLIENT(0), cb, &data_b);
     uint64_t h2 = expect_lock_frame(3);
     assert_true(h2 != h);
-    kv_lock_on_locked(3, h2);
-    kv_lock_unref(expect_cb(-1, &data_b));
-    kv_lock_turn_end();
-    expect_send(3, KV_LOCK_FRAME_UNLOCK, h2);
-    no_more();
+    grant_run_release(3, h2, &data_b);
 }
 
 /* A hold serves at most a bounded number of our operations in a row;
@@ -628,11 +637,7 @@ static void test_hold_before_request(void **state)
     expect_send(3, KV_LOCK_FRAME_UNLOCK, h);
     uint64_t h2 = expect_lock_frame(3);
     no_more();
-    kv_lock_on_locked(3, h2);
-    kv_lock_unref(expect_cb(-1, &data_b));
-    kv_lock_turn_end();
-    expect_send(3, KV_LOCK_FRAME_UNLOCK, h2);
-    no_more();
+    grant_run_release(3, h2, &data_b);
 
     /* Asked for, not yet granted: closed all the same -- its grant does
      * not reopen it to an operation that came after the request. */
@@ -647,11 +652,7 @@ static void test_hold_before_request(void **state)
     expect_send(3, KV_LOCK_FRAME_UNLOCK, h);
     h2 = expect_lock_frame(3);
     no_more();
-    kv_lock_on_locked(3, h2);
-    kv_lock_unref(expect_cb(-1, &data_b));
-    kv_lock_turn_end();
-    expect_send(3, KV_LOCK_FRAME_UNLOCK, h2);
-    no_more();
+    grant_run_release(3, h2, &data_b);
 }
 
 /* The local shard, free: taken without a frame, between the remote ones
