@@ -294,13 +294,7 @@ static void call_counted(kv_client_t *c, const kv_cmd_t *cmd)
     cmd->proc(c);
     if (c->db->dirty != dirty && propagate_fn && !propagate_replaced) propagate_fn(c->db, c->argc, c->argv);
     propagate_replaced = 0;
-    if (c->db->dirty == dirty || !(kv_block_nwaiting() || kv_bmulti_nregs())) return;
-    if (cmd->route == KV_ROUTE_ALL) {   /* FLUSHALL, FLUSHDB: every key went */
-        kv_block_signal_flush();
-        kv_bmulti_signal_flush();
-    } else {
-        signal_keys(c, cmd);
-    }
+    if (c->db->dirty != dirty && (kv_block_nwaiting() || kv_bmulti_nregs())) signal_keys(c, cmd);
 }
 
 void kv_fwd_call(kv_client_t *c, const kv_cmd_t *cmd) { call(c, cmd); }

@@ -173,6 +173,7 @@ struct kv_lockop_s {
 static kv_lockop_t *ops;
 static uint64_t     next_id = 1;
 static hold_t       H[KV_SHARDS_MAX];
+static int          nholds;         /* H[0..nholds) were ever asked for   */
 static kv_lockop_t *ready_head, *ready_tail;
 static int          running_ready;
 
@@ -247,6 +248,7 @@ static int hold_ask(int sh, kv_lockop_t *op)
     if (!kv_fwd_peer_up(sh)) return -1;
     uint64_t id = next_id++;
     if (kv_fwd_send_lock_frame(sh, KV_LOCK_FRAME_LOCK, id) != 0) return -1;
+    if (sh >= nholds) nholds = sh + 1;
     h->state = H_ASKED, h->id = id, h->user = op, h->passes = 1;
     op->waiting = sh;
     return 0;
@@ -373,7 +375,7 @@ void kv_lock_before_request(int sh)
 
 void kv_lock_turn_end(void)
 {
-    for (int sh = 0; sh < KV_SHARDS_MAX; sh++) {
+    for (int sh = 0; sh < nholds; sh++) {     /* every loop turn: only shards we asked */
         hold_t *h = &H[sh];
         if (h->state != H_HELD || h->user || h->wq_head) continue;
         kv_fwd_send_lock_frame(sh, KV_LOCK_FRAME_UNLOCK, h->id);

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "core/glob.h"
+#include "shard/block.h"
+#include "shard/block_multi.h"
 #include "shard/t_util.h"
 #include "shard/notify.h"
 
@@ -306,6 +308,9 @@ static void flush_cmd(kv_client_t *c)
     size_t n = kv_db_size(c->db);
     kv_db_flush(c->db);
     c->db->dirty += n;
+    /* Every key went: waiters on them are told (XREADGROUP's answer). */
+    kv_block_signal_flush();
+    kv_bmulti_signal_flush();
     kv_reply_ok(&c->out);
 }
 
