@@ -21,12 +21,21 @@ our $BIN = $ENV{KEVY_BIN} || 'objs/kevy';
 $BIN = abs_path($BIN) if -e $BIN;
 
 # A port nobody listens on now. Ports are taken from a per-process range
-# so parallel test files do not race for the same one.
-my $next_port = 20000 + ($$ * 37) % 30000;
+# so parallel test files do not race for the same one, and below the
+# kernel's ephemeral range (ip_local_port_range, 32768 up on Debian), so an
+# outgoing connection of another test cannot take the port between this
+# check and the server's bind.
+my ($PORT_LO, $PORT_HI) = (10000, 32000);
+{
+    open my $f, '<', '/proc/sys/net/ipv4/ip_local_port_range';
+    my ($lo) = split ' ', (defined $f ? <$f> // '' : '');
+    $PORT_HI = $lo - 1 if $lo && $lo > $PORT_LO + 5000 && $lo - 1 < $PORT_HI;
+}
+my $next_port = $PORT_LO + ($$ * 37) % ($PORT_HI - $PORT_LO);
 sub free_port {
     for (1 .. 200) {
         my $p = $next_port++;
-        $next_port = 20000 if $next_port > 60000;
+        $next_port = $PORT_LO if $next_port > $PORT_HI;
         my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
                                       Proto => 'tcp', Listen => 1, ReuseAddr => 0) or next;
         close $s;
@@ -42,6 +51,7 @@ sub new {
     my ($class, %o) = @_;
     my $self = bless {
         dir        => $o{dir} || tmpdir(),
+        own_ports  => !$o{port} && !$o{admin_port},
         port       => $o{port} || free_port(),
         admin_port => $o{admin_port} || free_port(),
         shards     => $o{shards} // 2,
@@ -85,8 +95,24 @@ sub start {
         exec $BIN, '-c', $self->{conf}, @args or POSIX::_exit(127);
     }
     $self->{master} = $pid;
-    $self->wait_ready or croak "kevy did not become ready: " . $self->stderr_text;
-    return $self;
+    return $self if $self->wait_ready;
+    # Another process may have bound a port the harness picked between the
+    # check and the bind: pick fresh ones and try again.
+    my $err = $self->stderr_text;
+    if ($self->{own_ports} && $err =~ /address already in use/ && ($self->{port_retries} // 0) < 3) {
+        $self->{port_retries}++;
+        waitpid($pid, 0);
+        truncate "$self->{dir}/stderr", 0;
+        my %new = ($self->{port} => free_port(), $self->{admin_port} => free_port());
+        my $text = do { local $/; open my $f, '<', $self->{conf} or croak "$self->{conf}: $!"; <$f> };
+        $text =~ s{127\.0\.0\.1:(\d+)}{'127.0.0.1:' . ($new{$1} // $1)}ge;
+        open my $f, '>', $self->{conf} or croak "$self->{conf}: $!";
+        print $f $text;
+        close $f;
+        ($self->{port}, $self->{admin_port}) = @new{ $self->{port}, $self->{admin_port} };
+        return $self->start(@args);
+    }
+    croak "kevy did not become ready: $err" . $self->log_text;
 }
 
 sub stderr_text { my $s = shift; local $/; open my $f, '<', "$s->{dir}/stderr" or return ''; <$f> }
