@@ -61,6 +61,18 @@ for my $x (@cons) {
 is(join(',', sort { $a <=> $b } keys %got), '1,2,3,4,5,6', 'XREADGROUP BLOCK over two shards: 6 entries to 6 waiting consumers');
 ok(!grep({ $_ != 1 } values %got), 'each entry once');
 
+# A woken XREADGROUP whose stream or group went answers as Redis 7.0 does.
+for my $case (['DEL', $sb], ['SET', $sb, 'x'], ['FLUSHALL'], ['XGROUP', 'DESTROY', $sb, 'g']) {
+    $p->cmd('DEL', $sa, $sb);
+    $p->cmd('XGROUP', 'CREATE', $_, 'g', '$', 'MKSTREAM') for $sa, $sb;
+    $c->send_raw(Kevy::Conn::encode('XREADGROUP', 'GROUP', 'g', 'c', 'BLOCK', 0, 'STREAMS', $sa, $sb, '>', '>'));
+    sleep 0.2;
+    $p->cmd(@$case);
+    my $want = $case->[0] eq 'XGROUP' ? '-NOGROUP the consumer group this client was blocked on no longer exists'
+                                      : '-UNBLOCKED the stream key no longer exists';
+    is($c->read_reply, $want, "XREADGROUP BLOCK over two shards, then $case->[0]: $want");
+}
+
 # ---- lists and sorted sets (when the server has them) ------------------------------
 SKIP: {
     skip 'no BLPOP', 11 unless have('blpop');

@@ -311,6 +311,43 @@ static void merge_streams(mwait_t *w, kv_slot_t *s, char **flat, size_t *len, kv
     for (int i = 0; i < w->nkeys; i++) if (elems[i]) kv_reply_raw(out, elems[i], (size_t) (ends[i] - elems[i]));
 }
 
+/*
+ * A woken XREADGROUP whose stream or group is gone answers as Redis's
+ * unblockDeletedStreamReadgroupClients: -UNBLOCKED when a stream key no
+ * longer is one, -NOGROUP when only the group went. The probe's own error
+ * says neither, so the keys' types are asked, still under the locks.
+ */
+static int is_group_gone(const mwait_t *w, const char *r, size_t len)
+{
+    return w->kind == K_XREAD && w->kfirst > 1 && arg_is(w, 1, "group")
+        && ((len > 8 && !memcmp(r, "-NOGROUP", 8)) || (len > 10 && !memcmp(r, "-WRONGTYPE", 10)));
+}
+
+static void group_keys_done(kv_slot_t *s)
+{
+    static const char key_gone[] = "-UNBLOCKED the stream key no longer exists\r\n",
+                      group_gone[] = "-NOGROUP the consumer group this client was blocked on no longer exists\r\n";
+    mwait_t *w = ((box_t *) s->cdata)->w;
+    int streams = 1;
+    for (int i = 0; i < s->nparts; i++) {
+        size_t len;
+        char *r = kv_gather_flatten(&s->parts[i], &len);
+        streams &= len == 9 && !memcmp(r, "+stream\r\n", 9);
+        free(r);
+    }
+    if (streams) finish(w, group_gone, sizeof(group_gone) - 1);
+    else finish(w, key_gone, sizeof(key_gone) - 1);
+}
+
+static void probe_group_keys(mwait_t *w)
+{
+    kv_slot_t *s = probe_slot(w, w->nkeys, group_keys_done);
+    for (int i = 0; i < w->nkeys; i++) {
+        kv_resp_arg argv[2] = { { "type", 4 }, { w->args[w->kfirst + i], w->lens[w->kfirst + i] } };
+        send_part(w, s, i, shard_of(w, w->kfirst + i), "type", 2, argv);
+    }
+}
+
 static void probe_done(kv_slot_t *s)
 {
     mwait_t *w = ((box_t *) s->cdata)->w;
@@ -323,6 +360,8 @@ static void probe_done(kv_slot_t *s)
         move_step(w, flat[0], len[0]);
     } else if (err >= 0 && w->retry && !strncmp(flat[err], "-WRONGTYPE", 10) && w->kind != K_XREAD) {
         probe_next(w);                  /* another type now: as empty */
+    } else if (err >= 0 && w->retry && is_group_gone(w, flat[err], len[err])) {
+        probe_group_keys(w);            /* which one went: the key or its group */
     } else if (err >= 0) {
         finish(w, flat[err], len[err]);
     } else if (w->kind == K_XREAD) {
