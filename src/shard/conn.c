@@ -207,7 +207,7 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         client_close(c);
         return;
     }
-    flush_output(c);
+    kv_fwd_flush_later(c);              /* with this turn's forwarded replies */
 }
 
 /* requirepass is set and c has not authenticated: only KV_CMD_NOAUTH
@@ -355,7 +355,7 @@ void kv_client_resume(kv_client_t *c)
     /* Inside process_input (the chain finished at once) its loop goes on. */
     if (c->in_input || c->paused) return;
     process_input(c);
-    flush_output(c);
+    kv_fwd_flush_later(c);              /* with the replies still to come this turn */
 }
 
 /* ---- accept / shutdown ----------------------------------------------------------- */

@@ -127,6 +127,15 @@ static void flush_later(kv_client_t *c)
     c->flush_queued = 1;
 }
 
+void kv_fwd_flush_later(kv_client_t *c)
+{
+    /* Whether the AOF holds the reply is decided now: by the turn's end the
+     * commit (a check callback) has run, and after a failed write it would
+     * no longer hold a write it did not store. */
+    if (!F.io || kv_aof_hold_output(c)) kv_client_flush(c);
+    else flush_later(c);
+}
+
 static void flush_queued(void)
 {
     /* kv_client_flush may close a client (its limit), which takes it out
@@ -160,9 +169,7 @@ static void drain(kv_client_t *c)
         slot_free(s);
         moved = 1;
     }
-    if (!moved) return;
-    if (F.io) flush_later(c);
-    else kv_client_flush(c);
+    if (moved) kv_fwd_flush_later(c);
 }
 
 /* Clients whose barrier lifted while a command ran: they go on once it

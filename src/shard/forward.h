@@ -82,6 +82,9 @@ void kv_fwd_reply_raw(kv_client_t *c, const char *msg, size_t len);
 /* The client is closing: its outstanding replies will be dropped (a
  * blocked command of it is cancelled where it waits). */
 void kv_fwd_client_gone(kv_client_t *c);
+/* c's output is written at the end of this loop turn, with whatever else
+ * comes for it meanwhile (at once when there are no rings). */
+void kv_fwd_flush_later(kv_client_t *c);
 
 /*
  * Answering later (blocking commands, shard/block.c). A handler that

@@ -11,8 +11,18 @@
 #define BIG_MAX ((size_t)1 << 30) /* largest single block for huge payloads */
 #define CACHE_MAX 64              /* spare standard blocks kept per thread */
 
-static __thread kv_reply_block *cache;
-static __thread int cache_n;
+/* The first block of an empty buffer, for a small reply, is small: most
+ * buffers never hold more than one short reply (a request forwarded to
+ * another worker has a buffer of its own until its reply is moved to the
+ * client's), and a thousand of those in flight cost 16 KiB each in
+ * standard blocks -- more than the cache keeps, so each was a malloc and
+ * a page fault. */
+#define SMALL_BYTES 512
+#define SMALL_CAP ((uint32_t)(SMALL_BYTES - sizeof(kv_reply_block)))
+#define SMALL_CACHE_MAX 1024      /* 512 KiB per thread at most */
+
+static __thread kv_reply_block *cache, *small_cache;
+static __thread int cache_n, small_cache_n;
 
 static void *xmalloc(size_t n)
 {
@@ -28,7 +38,17 @@ static kv_reply_block *block_new(kv_reply_buf *b, size_t need)
 {
     kv_reply_block *k;
     size_t bytes;
-    if (need <= STD_CAP) {
+    if (!b->head && need <= SMALL_CAP) {
+        bytes = SMALL_BYTES;
+        if (small_cache) {
+            k = small_cache;
+            small_cache = k->next;
+            small_cache_n--;
+        } else {
+            k = xmalloc(bytes);
+        }
+        k->cap = SMALL_CAP;
+    } else if (need <= STD_CAP) {
         bytes = KV_REPLY_BLOCK_BYTES;
         if (cache) {
             k = cache;
@@ -55,7 +75,15 @@ static kv_reply_block *block_new(kv_reply_buf *b, size_t need)
 
 static void block_release(kv_reply_buf *b, kv_reply_block *k)
 {
-    if (k->cap == STD_CAP) {
+    if (k->cap == SMALL_CAP) {
+        b->mem -= SMALL_BYTES;
+        if (small_cache_n < SMALL_CACHE_MAX) {
+            k->next = small_cache;
+            small_cache = k;
+            small_cache_n++;
+            return;
+        }
+    } else if (k->cap == STD_CAP) {
         b->mem -= KV_REPLY_BLOCK_BYTES;
         if (cache_n < CACHE_MAX) {
             k->next = cache;
@@ -76,7 +104,12 @@ void kv_reply_cache_trim(void)
         cache = k->next;
         free(k);
     }
-    cache_n = 0;
+    while (small_cache) {
+        kv_reply_block *k = small_cache;
+        small_cache = k->next;
+        free(k);
+    }
+    cache_n = small_cache_n = 0;
 }
 
 void kv_reply_buf_init(kv_reply_buf *b) { memset(b, 0, sizeof *b); }
