@@ -144,7 +144,7 @@ void kv_lock_on_unlock(int from, uint64_t id) { release_here(from, id); }
  * the hold is given back and asked anew, behind whoever waits at the
  * shard.
  */
-#define HOLD_PASSES 64
+#define HOLD_PASSES KV_LOCK_HOLD_PASSES
 
 typedef enum { H_FREE, H_ASKED, H_HELD } hold_state_e;
 
