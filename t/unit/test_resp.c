@@ -623,6 +623,42 @@ static void test_reply_blocks(void **state)
     kv_reply_cache_trim();
 }
 
+/* An empty buffer's first block is small when the reply is (reply.c); what
+ * does not fit goes on in standard blocks, in order, and every block goes
+ * back once sent. */
+static void test_reply_small_first_block(void **state)
+{
+    (void)state;
+    kv_reply_buf b;
+    kv_reply_buf_init(&b);
+    kv_reply_int(&b, 42);
+    size_t small = kv_reply_buf_mem(&b);
+    assert_true(small > 0 && small < KV_REPLY_BLOCK_BYTES);
+    EXPECT(&b, ":42\r\n");
+
+    sbuf want = {0};
+    sb_str(&want, "");
+    for (int i = 0; i < 300; i++) {     /* ~3 KiB: spills past the small block */
+        kv_reply_bulk(&b, "abcdef", 6);
+        sb_str(&want, "$6\r\nabcdef\r\n");
+    }
+    assert_int_equal(kv_reply_buf_mem(&b), small + KV_REPLY_BLOCK_BYTES);
+    struct iovec iov[8];
+    assert_int_equal(kv_reply_buf_iov(&b, iov, 8), 2);
+    expect(&b, want.s, want.len);
+
+    /* a first reply larger than the small block: a standard one at once */
+    char *big = kv_reply_buf_reserve(&b, 4000);
+    memset(big, 'z', 4000);
+    kv_reply_buf_commit(&b, 4000);
+    assert_int_equal(kv_reply_buf_mem(&b), KV_REPLY_BLOCK_BYTES);
+    assert_int_equal(kv_reply_buf_iov(&b, iov, 8), 1);
+    kv_reply_buf_reset(&b);
+    assert_int_equal(kv_reply_buf_mem(&b), 0);
+    free(want.s);
+    kv_reply_cache_trim();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -634,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_reply_basic),
         cmocka_unit_test(test_reply_doubles),
         cmocka_unit_test(test_reply_blocks),
+        cmocka_unit_test(test_reply_small_first_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
