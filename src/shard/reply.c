@@ -21,8 +21,16 @@
 #define SMALL_CAP ((uint32_t)(SMALL_BYTES - sizeof(kv_reply_block)))
 #define SMALL_CACHE_MAX 1024      /* 512 KiB per thread at most */
 
-static __thread kv_reply_block *cache, *small_cache;
-static __thread int cache_n, small_cache_n;
+/* Spare blocks of one size, per thread. */
+typedef struct {
+    kv_reply_block *head;
+    int n, max;
+    uint32_t cap;
+    size_t bytes;
+} block_cache;
+
+static __thread block_cache small_cache = {NULL, 0, SMALL_CACHE_MAX, SMALL_CAP, SMALL_BYTES};
+static __thread block_cache std_cache = {NULL, 0, CACHE_MAX, STD_CAP, KV_REPLY_BLOCK_BYTES};
 
 static void *xmalloc(size_t n)
 {
@@ -34,30 +42,45 @@ static void *xmalloc(size_t n)
     return p;
 }
 
+static kv_reply_block *cache_take(block_cache *c)
+{
+    kv_reply_block *k = c->head;
+    if (k) c->head = k->next, c->n--;
+    else k = xmalloc(c->bytes);
+    k->cap = c->cap;
+    return k;
+}
+
+/* 1 if the cache kept k. */
+static int cache_give(block_cache *c, kv_reply_block *k)
+{
+    if (c->n >= c->max) return 0;
+    k->next = c->head;
+    c->head = k;
+    c->n++;
+    return 1;
+}
+
+static void cache_free(block_cache *c)
+{
+    while (c->head) {
+        kv_reply_block *k = c->head;
+        c->head = k->next;
+        free(k);
+    }
+    c->n = 0;
+}
+
 static kv_reply_block *block_new(kv_reply_buf *b, size_t need)
 {
     kv_reply_block *k;
     size_t bytes;
     if (!b->head && need <= SMALL_CAP) {
+        k = cache_take(&small_cache);
         bytes = SMALL_BYTES;
-        if (small_cache) {
-            k = small_cache;
-            small_cache = k->next;
-            small_cache_n--;
-        } else {
-            k = xmalloc(bytes);
-        }
-        k->cap = SMALL_CAP;
     } else if (need <= STD_CAP) {
+        k = cache_take(&std_cache);
         bytes = KV_REPLY_BLOCK_BYTES;
-        if (cache) {
-            k = cache;
-            cache = k->next;
-            cache_n--;
-        } else {
-            k = xmalloc(bytes);
-        }
-        k->cap = STD_CAP;
     } else {
         if (need > BIG_MAX) need = BIG_MAX;
         bytes = sizeof(kv_reply_block) + need;
@@ -75,41 +98,15 @@ static kv_reply_block *block_new(kv_reply_buf *b, size_t need)
 
 static void block_release(kv_reply_buf *b, kv_reply_block *k)
 {
-    if (k->cap == SMALL_CAP) {
-        b->mem -= SMALL_BYTES;
-        if (small_cache_n < SMALL_CACHE_MAX) {
-            k->next = small_cache;
-            small_cache = k;
-            small_cache_n++;
-            return;
-        }
-    } else if (k->cap == STD_CAP) {
-        b->mem -= KV_REPLY_BLOCK_BYTES;
-        if (cache_n < CACHE_MAX) {
-            k->next = cache;
-            cache = k;
-            cache_n++;
-            return;
-        }
-    } else {
-        b->mem -= sizeof(kv_reply_block) + k->cap;
-    }
-    free(k);
+    block_cache *c = k->cap == SMALL_CAP ? &small_cache : k->cap == STD_CAP ? &std_cache : NULL;
+    b->mem -= c ? c->bytes : sizeof(kv_reply_block) + k->cap;
+    if (!c || !cache_give(c, k)) free(k);
 }
 
 void kv_reply_cache_trim(void)
 {
-    while (cache) {
-        kv_reply_block *k = cache;
-        cache = k->next;
-        free(k);
-    }
-    while (small_cache) {
-        kv_reply_block *k = small_cache;
-        small_cache = k->next;
-        free(k);
-    }
-    cache_n = small_cache_n = 0;
+    cache_free(&std_cache);
+    cache_free(&small_cache);
 }
 
 void kv_reply_buf_init(kv_reply_buf *b) { memset(b, 0, sizeof *b); }
