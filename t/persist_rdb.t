@@ -176,6 +176,41 @@ my ($saved, $nkeys);
     $k->stop('TERM');
 }
 
+# ---- SHUTDOWN NOSAVE and SHUTDOWN SAVE reach every worker ------------------------
+{
+    my $d = Kevy::tmpdir();
+    my $every = "persistence: {aof: {enabled: false}, snapshot: {save: [\"3600 1\"]}}\n";
+    my $shutdown = sub {
+        my ($k, @how) = @_;
+        my $c = $k->connect;
+        $c->send_raw(Kevy::Conn::encode('SHUTDOWN', @how));
+        is($c->read_reply, 'EOF', "SHUTDOWN @how closes the connection");
+        ok(Kevy::wait_until(sub { waitpid($k->{master}, POSIX::WNOHANG()) == $k->{master} }, 10), '... and kevy exits');
+        delete $k->{master};
+    };
+    my $k = Kevy->new(dir => $d, shards => 3, yaml => $every);
+    my $c = $k->connect;
+    $c->cmd('SET', "kept$_", $_) for 1 .. 30;
+    is($c->cmd('SAVE'), '+OK', 'SAVE');
+    $c->cmd('SET', "lost$_", $_) for 1 .. 30;       # on every shard, after the save
+    $shutdown->($k, 'NOSAVE');
+    $k = Kevy->new(dir => $d, shards => 3, yaml => $every);
+    $c = $k->connect;
+    is($c->cmd('DBSIZE'), ':30', 'SHUTDOWN NOSAVE: no shard saved the later writes');
+    unlike($k->log_text, qr/Saving the final RDB snapshot/, '... nor logged a final save');
+
+    # No save points: only SHUTDOWN SAVE saves.
+    $k->stop('TERM');
+    $k = Kevy->new(dir => $d, shards => 3, yaml => $NOSAVE);
+    $c = $k->connect;
+    $c->cmd('SET', "more$_", $_) for 1 .. 30;
+    $shutdown->($k, 'SAVE', 'NOW');
+    $k = Kevy->new(dir => $d, shards => 3, yaml => $NOSAVE);
+    $c = $k->connect;
+    is($c->cmd('DBSIZE'), ':60', 'SHUTDOWN SAVE without save points: every shard saved');
+    $k->stop('TERM');
+}
+
 # ---- BGSAVE while writing ------------------------------------------------------
 {
     my $d = Kevy::tmpdir();

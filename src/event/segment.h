@@ -56,8 +56,18 @@ typedef struct {
     uint64_t bells_off;     /* offset of nshards kv_doorbell_t, one line each */
     _Atomic uint64_t master_start_ms;
     _Atomic uint32_t stopping;   /* set by the master at shutdown       */
+    _Atomic uint32_t shutdown_save;  /* SHUTDOWN's choice for the final
+                                        snapshot, kv_shutdown_save_e; set
+                                        by the worker that ran it, read by
+                                        every worker as it exits          */
     kv_shard_ctl_t shard[];      /* nshards entries                      */
 } kv_segment_t;
+
+typedef enum {
+    KV_SHUTDOWN_SAVE_AS_CONFIGURED = 0,     /* a signal, or SHUTDOWN      */
+    KV_SHUTDOWN_SAVE_FORCED = 1,            /* SHUTDOWN SAVE              */
+    KV_SHUTDOWN_SAVE_NONE = 2,              /* SHUTDOWN NOSAVE            */
+} kv_shutdown_save_e;
 
 typedef struct kv_doorbell_s kv_doorbell_t;   /* event/doorbell.h */
 

@@ -271,7 +271,7 @@ void kv_snapshot_start(uv_loop_t *loop, kv_db_t *db, const kv_conf_t *conf, int 
     S.started = 1;
 }
 
-void kv_snapshot_shutdown(void)
+void kv_snapshot_shutdown(int save)
 {
     char err[1024], path[PATH_MAX + 32];
     if (!S.started) return;
@@ -285,10 +285,13 @@ void kv_snapshot_shutdown(void)
         child_done(status);
         kv_log_notice("There is a child saving an .rdb. Killing it!");
     }
-    if (S.conf->nsave <= 0) return;
-    if (S.conf->aof_enabled && kv_aof_load) return;
+    if (save == KV_SHUTDOWN_SAVE_NONE) return;
     if (kv_snapshot_path(S.conf, S.shard, 0, path, sizeof(path)) != 0) return;
-    if (S.db->dirty == 0 && access(path, F_OK) == 0) return;
+    if (save != KV_SHUTDOWN_SAVE_FORCED) {
+        if (S.conf->nsave <= 0) return;
+        if (S.conf->aof_enabled && kv_aof_load) return;
+        if (S.db->dirty == 0 && access(path, F_OK) == 0) return;
+    }
     kv_log_notice("Saving the final RDB snapshot before exiting.");
     if (kv_snapshot_save(err, sizeof(err)) != 0)
         kv_log_warning("Error trying to save the DB, can't exit: %s (exiting anyway)", err);

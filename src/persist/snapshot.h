@@ -55,8 +55,9 @@ void kv_snapshot_start(uv_loop_t *loop, kv_db_t *db, const kv_conf_t *conf, int 
                        int64_t start_unix_ms);
 /* The worker is exiting: stop a running child (its temp file removed),
  * then save once more when save points are configured and the keyspace
- * changed since the last save (not with the AOF on: it holds them). */
-void kv_snapshot_shutdown(void);
+ * changed since the last save (not with the AOF on: it holds them);
+ * SHUTDOWN SAVE saves in any case, SHUTDOWN NOSAVE never. */
+void kv_snapshot_shutdown(int save);     /* kv_shutdown_save_e */
 
 /* Redis's stop-writes-on-bgsave-error: -MISCONF for writes (and PING)
  * while the last background save failed and save points are set. */

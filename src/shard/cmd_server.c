@@ -387,8 +387,9 @@ static void debug_cmd(kv_client_t *c)
 
 /* SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: asks the master to stop
  * (SIGTERM: every worker finishes what it read, flushes and exits). As
- * with Redis, the client gets no reply: its connection is closed. The
- * save options have nothing to change until persistence exists. */
+ * with Redis, the client gets no reply: its connection is closed. NOSAVE
+ * and SAVE reach every worker through the shared segment, set before the
+ * signal: each one skips, or makes, its final snapshot as it exits. */
 static void shutdown_cmd(kv_client_t *c)
 {
     int nosave = 0, save = 0, other = 0, abort_ = 0;
@@ -411,6 +412,9 @@ static void shutdown_cmd(kv_client_t *c)
         return;
     }
     kv_log_warning("User requested shutdown...");
+    if (c->srv->shutdown_save)
+        atomic_store(c->srv->shutdown_save, nosave ? KV_SHUTDOWN_SAVE_NONE
+                                            : save ? KV_SHUTDOWN_SAVE_FORCED : KV_SHUTDOWN_SAVE_AS_CONFIGURED);
     kill(getppid(), SIGTERM);
     kv_client_close_after_reply(c);
 }

@@ -261,6 +261,7 @@ int kv_worker_main(const kv_worker_args_t *args)
     w->server.shard = args->id;
     w->server.nshards = args->conf->shards;
     w->server.on_drained = on_drained;
+    w->server.shutdown_save = &args->seg->shutdown_save;
 
     if (!w->server.db) w->server.db = kv_db_new();
     w->hz = args->conf->hz > 0 ? (int) args->conf->hz : DEFAULT_HZ;
@@ -307,7 +308,7 @@ int kv_worker_main(const kv_worker_args_t *args)
 
     uv_run(&w->loop, UV_RUN_DEFAULT);
     kv_aof_stop();                      /* final AOF write + fsync */
-    kv_snapshot_shutdown();             /* final save, as Redis at SIGTERM */
+    kv_snapshot_shutdown((int) atomic_load(&args->seg->shutdown_save));  /* as Redis at SIGTERM */
     uv_run(&w->loop, UV_RUN_NOWAIT);
 
     atomic_store(&w->ctl->state, KV_SHARD_DOWN);
