@@ -591,6 +591,23 @@ int kv_conf_load(kv_conf_t *conf, const char *file,
     return validate(&l);
 }
 
+void kv_conf_apply_reloadable(kv_conf_t *dst, const kv_conf_t *fresh)
+{
+    dst->log_level = fresh->log_level;
+    strcpy(dst->log_file, fresh->log_file);
+    dst->shutdown_timeout_ms = fresh->shutdown_timeout_ms;
+    dst->maxclients = fresh->maxclients;
+    dst->timeout_s = fresh->timeout_s;
+    dst->proto_max_bulk_len = fresh->proto_max_bulk_len;
+    dst->client_query_buffer_limit = fresh->client_query_buffer_limit;
+    dst->output_buffer_limit = fresh->output_buffer_limit;
+    memcpy(dst->requirepass, fresh->requirepass, sizeof(dst->requirepass));
+    dst->aof_fsync = fresh->aof_fsync;
+    dst->aof_rewrite_percentage = fresh->aof_rewrite_percentage;
+    dst->aof_rewrite_min_size = fresh->aof_rewrite_min_size;
+    dst->hz = fresh->hz;
+}
+
 void kv_conf_diff(const kv_conf_t *a, const kv_conf_t *b, kv_conf_change_cb cb, void *data)
 {
     for (size_t i = 0; i < NKEYS; i++) {

@@ -102,6 +102,13 @@ typedef void (*kv_conf_change_cb)(const char *key, int reloadable, void *data);
 void kv_conf_diff(const kv_conf_t *a, const kv_conf_t *b,
                   kv_conf_change_cb cb, void *data);
 
+/* Copy into dst what a reload (SIGHUP) applies from fresh: the log level
+ * and file, shutdown_timeout, limits.*, security.requirepass,
+ * persistence.aof.fsync and rewrite thresholds, hz. The master keeps its
+ * copy current with it too, so a worker respawned later starts from the
+ * reloaded values. */
+void kv_conf_apply_reloadable(kv_conf_t *dst, const kv_conf_t *fresh);
+
 /* Parse "host:port", "[v6]:port", "unix:/path". 0 or -1 with err. */
 int kv_conf_parse_addr(const char *s, kv_addr_t *a, char *err, size_t errlen);
 

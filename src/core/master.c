@@ -279,9 +279,7 @@ static void reload(master_t *m)
         strcpy(fresh->log_file, m->conf->log_file);
     }
     kv_log_set_level(fresh->log_level);
-    m->conf->log_level = fresh->log_level;
-    strcpy(m->conf->log_file, fresh->log_file);
-    m->conf->shutdown_timeout_ms = fresh->shutdown_timeout_ms;
+    kv_conf_apply_reloadable(m->conf, fresh);   /* what a respawned worker starts from */
 
     if (memcmp(&fresh->admin_listen, &m->conf->admin_listen, sizeof(kv_addr_t)) != 0) {
         kv_admin_t *a = NULL;
@@ -298,7 +296,10 @@ static void reload(master_t *m)
         m->conf->admin_listen = fresh->admin_listen;
     }
     free(fresh);
-    /* Workers re-read the reloadable settings they use themselves. */
+    /* Workers re-read the reloadable settings they use themselves; a
+     * CONFIG SET of one of them made before now is not replayed at a
+     * respawn (shard/cmd_config.c). */
+    atomic_fetch_add(&m->seg->reloads, 1);
     signal_workers(m, SIGHUP);
     kv_log_notice("configuration reloaded from %s%s", m->path,
                   r.restart_needed ? " (some changes need a restart)" : "");

@@ -27,6 +27,17 @@ typedef enum {
     KV_SHARD_FAILED      /* refused to start (e.g. corrupt data)          */
 } kv_shard_state_e;
 
+/* The CONFIG SETs a shard's worker applied, for its next incarnation
+ * (shard/cmd_config.c). Written by the worker only: the new text goes to
+ * the copy that is not current, then `cur` flips, so a worker that dies
+ * while writing leaves the previous copy whole. */
+#define KV_CONFIG_JOURNAL_BYTES 4096
+typedef struct {
+    _Atomic uint32_t cur;
+    uint32_t len[2];
+    char     bytes[2][KV_CONFIG_JOURNAL_BYTES];
+} kv_config_journal_t;
+
 /* One per shard, each on its own cache lines so heartbeats of one worker
  * never bounce another's line. */
 typedef struct {
@@ -43,6 +54,7 @@ typedef struct {
     char reason[128];                          /* why the worker refused to start (e.g. a
                                                   corrupt snapshot); "" when it serves.
                                                   Written by the worker only. */
+    kv_config_journal_t config;
 } kv_shard_ctl_t;
 
 typedef struct {
@@ -60,6 +72,7 @@ typedef struct {
                                         snapshot, kv_shutdown_save_e; set
                                         by the worker that ran it, read by
                                         every worker as it exits          */
+    _Atomic uint32_t reloads;    /* configuration reloads (SIGHUP) done  */
     kv_shard_ctl_t shard[];      /* nshards entries                      */
 } kv_segment_t;
 

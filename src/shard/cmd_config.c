@@ -5,8 +5,11 @@
  * SET and RESETSTAT run on every worker (each holds its own copy of the
  * configuration); every worker validates the same way, so they all apply
  * a change or all refuse it with the same error. A change lasts until the
- * next reload (which re-applies the file) or the worker's restart (which
- * starts from the master's copy), like Redis's CONFIG SET without REWRITE.
+ * next reload re-applies the file's value (for the parameters the file
+ * has), like Redis's CONFIG SET without REWRITE. A respawned worker starts
+ * from the master's copy and replays the CONFIG SETs its shard's previous
+ * incarnations applied (the journal in the shared segment, below), so it
+ * is configured as its peers are.
  *
  * The data-type thresholds (hash-max-listpack-entries, ...) live in each
  * type's globals (hash_type.h, set_type.h, quicklist.h, zset_type.h,
@@ -414,6 +417,129 @@ range:
     return err;
 }
 
+/* Set pairs (which[i] = param, values[2 * i]) on conf and the shadow, all
+ * or none: NULL, or why not and at which pair (*at). */
+static const char *apply_pairs(kv_conf_t *conf, int npairs, const int *which, const kv_resp_arg *values, int *at,
+                               char *err, size_t errlen)
+{
+    const char *why = NULL;
+    kv_conf_t *fresh = malloc(sizeof(*fresh));
+    shadow_t sh = shadow;
+    if (!fresh) abort();
+    *fresh = *conf;
+    for (int i = 0; i < npairs && !why; i++) {
+        const kv_resp_arg *v = &values[2 * i];
+        char val[KV_PASS_MAX + 256];
+        *at = i;
+        if (v->len >= sizeof(val)) {
+            why = "argument is too long";
+            break;
+        }
+        memcpy(val, v->ptr, v->len);
+        val[v->len] = '\0';
+        why = set_one(fresh, &sh, which[i], val, err, errlen);
+    }
+    if (!why) {
+        if (fresh->log_level != conf->log_level) kv_log_set_level(fresh->log_level);
+        *conf = *fresh;
+        apply_thresholds(&sh);
+        sh.thr_set = 0;
+        shadow = sh;
+        kv_notify_flags = sh.notify;        /* pub/sub's parameters */
+        kv_pubsub_set_limits(sh.ps_hard, sh.ps_soft, sh.ps_secs);
+    }
+    free(fresh);
+    return why;
+}
+
+/* ---- the journal: CONFIG SETs for the next incarnation ---------------------------- */
+
+/*
+ * The last value set of each parameter, with the reload count it was set
+ * under, mirrored into this shard's kv_config_journal_t as records of
+ * u32 reloads, u16 name length, u16 value length, name, value. A
+ * parameter the configuration file holds (reload_resets) is replayed only
+ * if no reload came since: the reload gave the file's value back.
+ */
+static struct {
+    int      set;
+    uint32_t reloads;
+    size_t   len;
+    char     val[KV_PASS_MAX + 256];
+} journal[K_NPARAMS];
+
+static int reload_resets(int p)
+{
+    return p == K_MAXCLIENTS || p == K_TIMEOUT || p == K_PROTO_MAX_BULK_LEN || p == K_QUERYBUF || p == K_REQUIREPASS
+        || p == K_HZ || p == K_LOGLEVEL || p == K_COBL || p == K_APPENDFSYNC;
+}
+
+static void journal_publish(kv_config_journal_t *j)
+{
+    uint32_t next = 1 - atomic_load_explicit(&j->cur, memory_order_relaxed);
+    char *out = j->bytes[next];
+    size_t n = 0;
+    for (int p = 0; p < K_NPARAMS; p++) {
+        if (!journal[p].set) continue;
+        size_t nl = strlen(params[p].name), vl = journal[p].len;
+        if (n + 8 + nl + vl > KV_CONFIG_JOURNAL_BYTES) {
+            kv_log_warning("CONFIG SET: the journal is full; %s is not kept for a restart of this worker",
+                           params[p].name);
+            continue;
+        }
+        uint32_t r = journal[p].reloads;
+        uint16_t l16[2] = { (uint16_t) nl, (uint16_t) vl };
+        memcpy(out + n, &r, 4), memcpy(out + n + 4, l16, 4);
+        memcpy(out + n + 8, params[p].name, nl), memcpy(out + n + 8 + nl, journal[p].val, vl);
+        n += 8 + nl + vl;
+    }
+    j->len[next] = (uint32_t) n;
+    atomic_store_explicit(&j->cur, next, memory_order_release);
+}
+
+static void journal_record(kv_server_t *srv, int npairs, const int *which, const kv_resp_arg *values)
+{
+    if (!srv->ctl || !srv->seg) return;
+    for (int i = 0; i < npairs; i++) {
+        const kv_resp_arg *v = &values[2 * i];
+        int p = which[i];
+        journal[p].set = 1;
+        journal[p].reloads = atomic_load(&srv->seg->reloads);
+        journal[p].len = v->len < sizeof(journal[p].val) ? v->len : sizeof(journal[p].val);
+        memcpy(journal[p].val, v->ptr, journal[p].len);
+    }
+    journal_publish(&srv->ctl->config);
+}
+
+void kv_config_restore(kv_server_t *srv)
+{
+    if (!srv->ctl || !srv->seg) return;
+    kv_config_journal_t *j = &srv->ctl->config;
+    uint32_t cur = atomic_load_explicit(&j->cur, memory_order_acquire) & 1, reloads = atomic_load(&srv->seg->reloads);
+    const char *in = j->bytes[cur];
+    size_t len = j->len[cur] <= KV_CONFIG_JOURNAL_BYTES ? j->len[cur] : 0, n = 0;
+    int replayed = 0;
+    while (n + 8 <= len) {
+        uint32_t r;
+        uint16_t l16[2];
+        memcpy(&r, in + n, 4), memcpy(l16, in + n + 4, 4);
+        if (n + 8 + l16[0] + l16[1] > len) break;
+        kv_resp_arg name = { in + n + 8, l16[0] }, value = { in + n + 8 + l16[0], l16[1] };
+        n += 8 + (size_t) l16[0] + l16[1];
+        const param_t *pm = find_param(&name);
+        int p = pm ? (int) (pm - params) : -1, at;
+        char err[256];
+        if (p < 0 || (reload_resets(p) && r != reloads)) continue;
+        if (apply_pairs(srv->conf, 1, &p, &value, &at, err, sizeof(err))) continue;
+        journal[p].set = 1, journal[p].reloads = r;
+        journal[p].len = value.len < sizeof(journal[p].val) ? value.len : sizeof(journal[p].val);
+        memcpy(journal[p].val, value.ptr, journal[p].len);
+        replayed++;
+    }
+    if (replayed) kv_log_notice("replayed %d CONFIG SET parameter(s) of this shard's previous worker", replayed);
+    journal_publish(j);                 /* without what no longer applies */
+}
+
 /* This worker's part of CONFIG SET: validate every pair, then apply all
  * or nothing. */
 static void config_set(kv_client_t *c)
@@ -446,31 +572,10 @@ static void config_set(kv_client_t *c)
                 bad = name, why = "duplicate parameter";
     }
     if (!unknown && !why) {
-        kv_conf_t *fresh = malloc(sizeof(*fresh));
-        shadow_t sh = shadow;
-        if (!fresh) abort();
-        *fresh = *c->srv->conf;
-        for (int i = 0; i < npairs && !why; i++) {
-            const kv_resp_arg *v = &c->argv[3 + 2 * i];
-            char val[KV_PASS_MAX + 256];
-            if (v->len >= sizeof(val)) {
-                bad = &c->argv[2 + 2 * i], why = "argument is too long";
-                break;
-            }
-            memcpy(val, v->ptr, v->len);
-            val[v->len] = '\0';
-            if ((why = set_one(fresh, &sh, which[i], val, err, sizeof(err)))) bad = &c->argv[2 + 2 * i];
-        }
-        if (!why) {
-            if (fresh->log_level != c->srv->conf->log_level) kv_log_set_level(fresh->log_level);
-            *c->srv->conf = *fresh;
-            apply_thresholds(&sh);
-            sh.thr_set = 0;
-            shadow = sh;
-            kv_notify_flags = sh.notify;        /* pub/sub's parameters */
-            kv_pubsub_set_limits(sh.ps_hard, sh.ps_soft, sh.ps_secs);
-        }
-        free(fresh);
+        int at = -1;
+        why = apply_pairs(c->srv->conf, npairs, which, c->argv + 3, &at, err, sizeof(err));
+        if (why) bad = &c->argv[2 + 2 * at];
+        else journal_record(c->srv, npairs, which, c->argv + 3);
     }
     if (unknown)
         kv_reply_errorf(&c->out, "Unknown option or number of arguments for CONFIG SET - '%.*s'",

@@ -412,8 +412,8 @@ static void shutdown_cmd(kv_client_t *c)
         return;
     }
     kv_log_warning("User requested shutdown...");
-    if (c->srv->shutdown_save)
-        atomic_store(c->srv->shutdown_save, nosave ? KV_SHUTDOWN_SAVE_NONE
+    if (c->srv->seg)
+        atomic_store(&c->srv->seg->shutdown_save, nosave ? KV_SHUTDOWN_SAVE_NONE
                                             : save ? KV_SHUTDOWN_SAVE_FORCED : KV_SHUTDOWN_SAVE_AS_CONFIGURED);
     kill(getppid(), SIGTERM);
     kv_client_close_after_reply(c);

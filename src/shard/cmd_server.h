@@ -56,6 +56,9 @@ int  kv_client_name_ok(const kv_resp_arg *a);
 /* Set c's name from a (empty: none); 0, or -1 after replying the error. */
 int  kv_client_setname(kv_client_t *c, const kv_resp_arg *a);
 void kv_config_cmd(kv_client_t *c);
+/* A worker starting: replay the CONFIG SETs its shard's previous worker
+ * applied (the journal in the shared segment). */
+void kv_config_restore(kv_server_t *srv);
 void kv_info_cmd(kv_client_t *c);
 void kv_info_combine(kv_reply_buf *out, int nparts, char **flat, size_t *len);
 /* CONFIG RESETSTAT's part for the statistics INFO reports. */

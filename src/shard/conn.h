@@ -22,7 +22,7 @@ struct kv_db_s;                     /* the keyspace, shard/db.h           */
 typedef struct kv_server_s {
     uv_loop_t      *loop;
     kv_shard_ctl_t *ctl;            /* counters published to the master  */
-    _Atomic uint32_t *shutdown_save;/* the segment's: SHUTDOWN SAVE/NOSAVE */
+    kv_segment_t   *seg;            /* shared with the master and peers  */
     kv_conf_t      *conf;
     struct kv_db_s *db;             /* this shard's keyspace              */
     kv_client_t    *clients;        /* doubly linked, newest first        */

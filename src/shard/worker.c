@@ -25,6 +25,7 @@
 #include "shard/db.h"
 #include "shard/forward.h"
 #include "shard/route.h"
+#include "shard/cmd_server.h"
 #include "shard/worker.h"
 
 #define HEARTBEAT_MS 100
@@ -169,26 +170,15 @@ static void reload_settings(worker_t *w)
         if (strcmp(fresh->log_file, w->args->conf->log_file) != 0)
             kv_log_open(fresh->log_file, fresh->log_level, err, sizeof(err));
         kv_log_set_level(fresh->log_level);
-        w->args->conf->log_level = fresh->log_level;
-        strcpy(w->args->conf->log_file, fresh->log_file);
-        w->args->conf->shutdown_timeout_ms = fresh->shutdown_timeout_ms;
         /* limits.*, security.requirepass: read by conn.c at every use, so
          * copying them applies them to new and existing clients alike
          * (clients already authenticated stay so, as with Redis's CONFIG
-         * SET requirepass). */
+         * SET requirepass); persistence.aof.* except enabled: read by
+         * persist/aof.c at every use. */
         kv_conf_t *conf = w->args->conf;
-        conf->maxclients = fresh->maxclients;
-        conf->timeout_s = fresh->timeout_s;
-        conf->proto_max_bulk_len = fresh->proto_max_bulk_len;
-        conf->client_query_buffer_limit = fresh->client_query_buffer_limit;
-        conf->output_buffer_limit = fresh->output_buffer_limit;
-        memcpy(conf->requirepass, fresh->requirepass, sizeof(conf->requirepass));
-        /* persistence.aof.* except enabled: read by persist/aof.c at every use */
-        conf->aof_fsync = fresh->aof_fsync;
-        conf->aof_rewrite_percentage = fresh->aof_rewrite_percentage;
-        conf->aof_rewrite_min_size = fresh->aof_rewrite_min_size;
-        if (fresh->hz != conf->hz) {
-            conf->hz = fresh->hz;
+        int hz = (int) conf->hz;
+        kv_conf_apply_reloadable(conf, fresh);
+        if ((int) fresh->hz != hz) {
             w->hz = (int) fresh->hz;
             uv_timer_start(&w->cron, cron_cb, 1000 / (uint64_t) w->hz, 1000 / (uint64_t) w->hz);
         }
@@ -261,7 +251,8 @@ int kv_worker_main(const kv_worker_args_t *args)
     w->server.shard = args->id;
     w->server.nshards = args->conf->shards;
     w->server.on_drained = on_drained;
-    w->server.shutdown_save = &args->seg->shutdown_save;
+    w->server.seg = args->seg;
+    kv_config_restore(&w->server);      /* a respawn: as configured before */
 
     if (!w->server.db) w->server.db = kv_db_new();
     w->hz = args->conf->hz > 0 ? (int) args->conf->hz : DEFAULT_HZ;
