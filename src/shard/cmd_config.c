@@ -497,17 +497,18 @@ static void journal_publish(kv_config_journal_t *j)
     atomic_store_explicit(&j->cur, next, memory_order_release);
 }
 
+static void journal_keep(int p, uint32_t reloads, const kv_resp_arg *v)
+{
+    journal[p].set = 1;
+    journal[p].reloads = reloads;
+    journal[p].len = v->len < sizeof(journal[p].val) ? v->len : sizeof(journal[p].val);
+    memcpy(journal[p].val, v->ptr, journal[p].len);
+}
+
 static void journal_record(kv_server_t *srv, int npairs, const int *which, const kv_resp_arg *values)
 {
     if (!srv->ctl || !srv->seg) return;
-    for (int i = 0; i < npairs; i++) {
-        const kv_resp_arg *v = &values[2 * i];
-        int p = which[i];
-        journal[p].set = 1;
-        journal[p].reloads = atomic_load(&srv->seg->reloads);
-        journal[p].len = v->len < sizeof(journal[p].val) ? v->len : sizeof(journal[p].val);
-        memcpy(journal[p].val, v->ptr, journal[p].len);
-    }
+    for (int i = 0; i < npairs; i++) journal_keep(which[i], atomic_load(&srv->seg->reloads), &values[2 * i]);
     journal_publish(&srv->ctl->config);
 }
 
@@ -531,9 +532,7 @@ void kv_config_restore(kv_server_t *srv)
         char err[256];
         if (p < 0 || (reload_resets(p) && r != reloads)) continue;
         if (apply_pairs(srv->conf, 1, &p, &value, &at, err, sizeof(err))) continue;
-        journal[p].set = 1, journal[p].reloads = r;
-        journal[p].len = value.len < sizeof(journal[p].val) ? value.len : sizeof(journal[p].val);
-        memcpy(journal[p].val, value.ptr, journal[p].len);
+        journal_keep(p, r, &value);
         replayed++;
     }
     if (replayed) kv_log_notice("replayed %d CONFIG SET parameter(s) of this shard's previous worker", replayed);
