@@ -12,22 +12,10 @@
 #include <unistd.h>
 
 #include "persist/aof.h"
+#include "persist/rdb_file.h"
 #include "persist/rdbobj.h"
 
 #define FLUSH_AT (256u * 1024)
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += w, n -= (size_t) w;
-    }
-    return 0;
-}
 
 static kv_resp_arg A(const char *s) { return (kv_resp_arg){ s, strlen(s) }; }
 
@@ -69,7 +57,7 @@ int kv_aof_write_keyspace(kv_db_t *db, int fd)
             kv_aof_buf_cmd(&b, when >= 0 ? 6 : 5, v);
         }
         if (b.len >= FLUSH_AT) {
-            if (write_all(fd, b.p, b.len) != 0) {
+            if (kv_write_all(fd, b.p, b.len) != 0) {
                 rc = -1;
                 break;
             }
@@ -78,7 +66,7 @@ int kv_aof_write_keyspace(kv_db_t *db, int fd)
     }
     kv_dict_iter_done(&it);
     kv_rdb_buf_free(&payload);
-    if (rc == 0 && b.len && write_all(fd, b.p, b.len) != 0) rc = -1;
+    if (rc == 0 && b.len && kv_write_all(fd, b.p, b.len) != 0) rc = -1;
     int saved = errno;
     kv_aof_buf_free(&b);
     errno = saved;

@@ -25,8 +25,9 @@ typedef struct {
     kv_rdb_buf b;
 } writer_t;
 
-static int write_all(int fd, const unsigned char *p, size_t n)
+int kv_write_all(int fd, const void *buf, size_t n)
 {
+    const char *p = buf;
     while (n) {
         ssize_t w = write(fd, p, n);
         if (w < 0) {
@@ -45,7 +46,7 @@ static int wflush(writer_t *w)
         return -1;
     }
     w->crc = kv_crc64(w->crc, w->b.p, w->b.len);
-    int rc = write_all(w->fd, w->b.p, w->b.len);
+    int rc = kv_write_all(w->fd, w->b.p, w->b.len);
     w->b.len = 0;
     return rc;
 }
@@ -130,7 +131,7 @@ int kv_rdb_write_fd(kv_db_t *db, int fd, char *err, size_t errlen)
         } else {
             unsigned char c[8];
             for (int i = 0; i < 8; i++) c[i] = (unsigned char) (w.crc >> (8 * i));
-            if (write_all(fd, c, 8) != 0) {
+            if (kv_write_all(fd, c, 8) != 0) {
                 snprintf(err, errlen, "write: %s", strerror(errno));
                 rc = -1;
             }

@@ -47,6 +47,8 @@ enum {
 /* Write db as a complete RDB file to fd (from its current position).
  * Returns 0, or -1 with errno set and a message in err. */
 int kv_rdb_write_fd(kv_db_t *db, int fd, char *err, size_t errlen);
+/* write(2) until all n bytes are written (EINTR retried); 0 or -1 (errno). */
+int kv_write_all(int fd, const void *buf, size_t n);
 
 /* Write db to tmp (created or truncated), fsync it, rename it to path and
  * fsync the directory: path holds either the old or the new snapshot,

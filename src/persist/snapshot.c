@@ -102,17 +102,19 @@ static void saved(uint64_t dirty_before)
     S.saves++;
 }
 
+/* Not started, or a child already saving: the error, and 1. */
+static int cannot_save(char *err, size_t errlen)
+{
+    if (!S.db) snprintf(err, errlen, "persistence is not started");
+    else if (S.child > 0) snprintf(err, errlen, "Background save already in progress");
+    else return 0;
+    return 1;
+}
+
 int kv_snapshot_save(char *err, size_t errlen)
 {
     char path[PATH_MAX + 32], tmp[PATH_MAX + 32];
-    if (!S.db) {
-        snprintf(err, errlen, "persistence is not started");
-        return -1;
-    }
-    if (S.child > 0) {
-        snprintf(err, errlen, "Background save already in progress");
-        return -1;
-    }
+    if (cannot_save(err, errlen)) return -1;
     if (kv_snapshot_path(S.conf, S.shard, 0, path, sizeof(path)) || kv_snapshot_path(S.conf, S.shard, 1, tmp, sizeof(tmp))) {
         snprintf(err, errlen, "snapshot path too long");
         return -1;
@@ -157,14 +159,7 @@ int kv_snapshot_child_active(void) { return S.child > 0; }
 int kv_snapshot_bgsave(int schedule, char *err, size_t errlen)
 {
     char path[PATH_MAX + 32];
-    if (!S.db) {
-        snprintf(err, errlen, "persistence is not started");
-        return -1;
-    }
-    if (S.child > 0) {
-        snprintf(err, errlen, "Background save already in progress");
-        return -1;
-    }
+    if (cannot_save(err, errlen)) return -1;
     if (kv_aof_child_active && kv_aof_child_active()) {
         if (schedule) {
             S.scheduled = 1;

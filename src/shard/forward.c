@@ -354,6 +354,17 @@ static void call_into(kv_client_t *c, const kv_cmd_t *cmd, int argc, kv_resp_arg
 
 /* ---- sending ---------------------------------------------------------------- */
 
+/* *p holds at least need bytes (capacity doubling from min). */
+static void grow(char **p, size_t *cap, size_t need, size_t min)
+{
+    if (need <= *cap) return;
+    size_t c = *cap ? *cap : min;
+    while (c < need) c *= 2;
+    char *nb = realloc(*p, c);
+    if (!nb) abort();
+    *p = nb, *cap = c;
+}
+
 static uint32_t pend_alloc(void)
 {
     if (F.free_head == NO_PEND) {
@@ -409,13 +420,7 @@ static void send_req(kv_slot_t *s, int part, int peer, int argc, const kv_resp_a
     }
     size_t need = 20;                   /* room for the lock id in front */
     for (int i = 0; i < argc; i++) need += 4 + argv[i].len;
-    if (need > F.scratch_cap) {
-        size_t cap = F.scratch_cap ? F.scratch_cap : 4096;
-        while (cap < need) cap *= 2;
-        char *nb = realloc(F.scratch, cap);
-        if (!nb) abort();
-        F.scratch = nb, F.scratch_cap = cap;
-    }
+    grow(&F.scratch, &F.scratch_cap, need, 4096);
     uint32_t idx = pend_alloc();
     F.pend[idx].peer = (uint32_t) peer;
     F.pend[idx].slot = s;
@@ -453,13 +458,7 @@ static struct { char *p; size_t len, cap; } held_reps;
 static void hold_rep(uint32_t peer, uint64_t token, kv_reply_buf *out)
 {
     size_t n = kv_reply_buf_len(out), need = held_reps.len + 16 + n;
-    if (need > held_reps.cap) {
-        size_t cap = held_reps.cap ? held_reps.cap : 65536;
-        while (cap < need) cap *= 2;
-        char *nb = realloc(held_reps.p, cap);
-        if (!nb) abort();
-        held_reps.p = nb, held_reps.cap = cap;
-    }
+    grow(&held_reps.p, &held_reps.cap, need, 65536);
     char *p = held_reps.p + held_reps.len;
     uint32_t len32 = (uint32_t) (8 + n);
     memcpy(p, &peer, 4), memcpy(p + 4, &len32, 4), memcpy(p + 8, &token, 8);
